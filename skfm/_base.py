@@ -1,0 +1,455 @@
+"""Shared estimator logic: validation, fit / partial_fit, warm start, early stopping, tags."""
+import copy
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._kernels.losses import LOGISTIC, SQUARED
+from ._trainer import Augmenter, CSRData, numba_threads, run_epoch
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised when the training loss or a parameter becomes non-finite.
+
+    The estimator is left unfitted: it never keeps a model with NaN or infinite parameters."""
+
+
+def to_csr_data(X, dtype):
+    """A validated matrix as canonical CSR arrays of ``dtype``; never writes into ``X``.
+
+    Indices are sorted and duplicates summed (on a copy) because the kernels rely on it."""
+    X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
+    if not X.has_sorted_indices or not _no_duplicates(X):
+        X = X.copy()
+        X.sum_duplicates()
+    data = X.data if X.data.dtype == dtype else X.data.astype(dtype)
+    return CSRData(X.indptr.astype(np.int64), X.indices.astype(np.int32, copy=False), data,
+                   X.shape[1])
+
+
+def _no_duplicates(X):
+    """True when no row of the sorted CSR matrix X lists a column twice."""
+    if X.nnz < 2:
+        return True
+    same = X.indices[1:] == X.indices[:-1]
+    if not same.any():
+        return True
+    starts = np.zeros(X.nnz, bool)
+    starts[X.indptr[1:-1][X.indptr[1:-1] < X.nnz]] = True
+    return not (same & ~starts[1:]).any()
+
+
+class BaseFactorizationMachine(BaseEstimator):
+    """Common machinery of every skfm estimator (model cores plug in via ``_core``)."""
+
+    _core = None
+    _default_augmentation = None
+
+    _parameter_constraints = {
+        "n_factors": [Interval(Integral, 0, None, closed="left")],
+        "solver": [StrOptions({"adam", "adagrad", "sgd"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "init_std": [Interval(Real, 0, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "n_jobs": [None, Integral],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "augmentation": [None, StrOptions({"copy", "mix", "saliency"})],
+        "mix_alpha": [Interval(Real, 0, None, closed="neither")],
+        "mix_beta": [Interval(Real, 0, None, closed="neither")],
+        "mix_ratio": [Interval(Real, 0, None, closed="neither")],
+        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, n_factors=8, *, solver="adam", learning_rate_init=0.01, batch_size="auto",
+                 max_iter=100, tol=1e-4, alpha=1e-5, init_std=0.01, shuffle=True,
+                 random_state=None, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, warm_start=False, verbose=0, n_jobs=None, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, augmentation=None, mix_alpha=0.5, mix_beta=0.5,
+                 mix_ratio=1.0, n_candidates=10):
+        self.n_factors = n_factors
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.alpha = alpha
+        self.init_std = init_std
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.augmentation = augmentation
+        self.mix_alpha = mix_alpha
+        self.mix_beta = mix_beta
+        self.mix_ratio = mix_ratio
+        self.n_candidates = n_candidates
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    _loss_id = SQUARED
+
+    def _encode_targets(self, y, first_call, classes=None):
+        """y -> (n, n_outputs) float64 Fortran array of training targets."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ public API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to (X, y) with minibatch training for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training rows; sparse input of any format is converted to CSR, dense input is
+            converted to CSR too (never the other way round).  X is never written to.
+        y : array-like of shape (n_samples,)
+            Class labels (classifiers) or targets (regressors).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row's loss.  Augmented rows carry the weight of their
+            parents, mixed with the same ``lam`` as the labels.
+
+        Returns
+        -------
+        self : object
+        """
+        incremental = self.warm_start and hasattr(self, "_params")
+        return self._fit(X, y, sample_weight, incremental=incremental, epochs=self.max_iter,
+                         classes=None, partial=False)
+
+    def partial_fit(self, X, y, sample_weight=None, **kwargs):
+        """One epoch over (X, y) (with the configured augmentation), continuing from the
+        current state.  Early stopping does not apply.  Classifiers need ``classes`` on the
+        first call."""
+        if not hasattr(self, "_params"):
+            self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=hasattr(self, "_params"), epochs=1,
+                         classes=kwargs.get("classes"), partial=True)
+
+    def saliency(self, X, y):
+        """Per-row saliency of SMFM Eq. (5) under the fitted model.
+
+        ``S(x, y) = sum_i x_i dL(f(x), y)/dx_i``, the derivative of the loss along the row,
+        summed over the outputs of a multiclass (one-vs-rest) model.
+
+        Returns
+        -------
+        saliency : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate_X_predict(X)
+        Y = self._encode_targets_predict(y, X.n_rows)
+        out = np.zeros(X.n_rows)
+        with numba_threads(self.n_jobs):
+            for k, prm in enumerate(self._params):
+                out += self._core.saliency(prm, X, Y[:, k], self._loss_id)
+        return out
+
+    # ------------------------------------------------------------------ fitted attributes
+    @property
+    def intercept_(self):
+        """Bias w0 (float; an array of one per class for multiclass classifiers)."""
+        check_is_fitted(self)
+        vals = np.array([p["w0"][0] for p in self._params])
+        return float(vals[0]) if len(vals) == 1 else vals
+
+    @property
+    def coef_(self):
+        """Linear weights w, shape (n_features_in_,) ((n_classes, n_features_in_) multiclass)."""
+        check_is_fitted(self)
+        cols = [p["T"][:, 0] for p in self._params]
+        return cols[0] if len(cols) == 1 else np.stack(cols)
+
+    @property
+    def factors_(self):
+        """Factor matrix V, shape (n_features_in_, n_factors) (a leading class axis for
+        multiclass)."""
+        check_is_fitted(self)
+        mats = [p["T"][:, 1:] for p in self._params]
+        return mats[0] if len(mats) == 1 else np.stack(mats)
+
+    # ------------------------------------------------------------------ internals
+    def _validate_X_fit(self, X, y, reset):
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32],
+                             reset=reset, y_numeric=self._loss_id == SQUARED,
+                             ensure_all_finite=True)
+        return X, y
+
+    def _validate_X_predict(self, X):
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
+                          reset=False, ensure_all_finite=True)
+        return to_csr_data(X, self._dtype)
+
+    def _hyper(self, n_rows):
+        batch = min(256, n_rows) if self.batch_size == "auto" else min(self.batch_size, n_rows)
+        return {"batch_size": int(batch), "solver": self.solver,
+                "lr": float(self.learning_rate_init), "beta_1": float(self.beta_1),
+                "beta_2": float(self.beta_2), "epsilon": float(self.epsilon),
+                "loss_id": self._loss_id, "alpha": float(self.alpha)}
+
+    def _augmenter(self):
+        if self.augmentation is None:
+            return None
+        return Augmenter(self.augmentation, self.mix_alpha, self.mix_beta, self.mix_ratio,
+                         self.n_candidates)
+
+    def _fit(self, X, y, sample_weight, incremental, epochs, classes, partial):
+        first_call = not incremental
+        X, y = self._validate_X_fit(X, y, reset=first_call)
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                             ensure_non_negative=True)
+        if first_call:
+            self._dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+        Y = self._encode_targets(y, first_call, classes)
+        Xc = to_csr_data(X, self._dtype)
+        sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
+
+        if first_call or not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng(
+                check_random_state(self.random_state).randint(0, 2**31 - 1))
+        rng = self._rng
+        if first_call:
+            self._params = [self._core.init_params(self.n_features_in_, self.n_factors,
+                                                   self._dtype, rng, self.init_std)
+                            for _ in range(Y.shape[1])]
+            self._states_solver = None
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.loss_curve_ = []
+            self.best_loss_ = np.inf
+            self._no_improvement_count = 0
+        elif not partial:
+            self._no_improvement_count = 0
+        if getattr(self, "_states_solver", None) != self.solver:
+            self._states = [self._core.init_state(p, self.solver) for p in self._params]
+        self._states_solver = self.solver
+
+        early = self.early_stopping and not partial
+        if early:
+            stratify = y if self._loss_id == LOGISTIC and _can_stratify(y) else None
+            idx = np.arange(X.shape[0])
+            tr, va = train_test_split(idx, test_size=self.validation_fraction,
+                                      random_state=int(rng.integers(0, 2**31 - 1)),
+                                      stratify=stratify)
+            if len(tr) == 0 or len(va) == 0:
+                raise ValueError(
+                    f"early_stopping needs at least one training and one validation row; got "
+                    f"{X.shape[0]} rows with validation_fraction={self.validation_fraction}.")
+            Xv, Yv, swv = Xc.take(va), Y[va], sw[va]
+            Xc, Y, sw = Xc.take(np.sort(tr)), np.asfortranarray(Y[np.sort(tr)]), sw[np.sort(tr)]
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            best_params = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+        hp = self._hyper(Xc.n_rows)
+        augmenter = self._augmenter()
+        slot = np.full(self.n_features_in_, -1, np.int32)
+        stopped = False
+        with numba_threads(self.n_jobs):
+            for _ in range(epochs):
+                t0 = time.perf_counter()
+                epoch = self.n_iter_
+                loss, steps, status = run_epoch(self._core, self._params, self._states, Xc, Y,
+                                                sw, rng, epoch, hp, augmenter, self.shuffle,
+                                                slot)
+                self.n_iter_ += 1
+                self.t_ += steps
+                if status or not np.isfinite(loss):
+                    self._forget()
+                    raise TrainingDivergedError(
+                        f"Training diverged in epoch {epoch + 1}: the "
+                        f"{'loss' if status != 2 else 'parameters'} became non-finite. Use a "
+                        f"lower learning_rate_init (now {self.learning_rate_init:g}) or scale "
+                        "the input features; the estimator has been reset to unfitted.")
+                self.loss_curve_.append(float(loss))
+                msg = f"Epoch {self.n_iter_}, loss = {loss:.6f}"
+                if early:
+                    score = -self._mean_loss(Xv, Yv, swv)
+                    self.validation_scores_.append(score)
+                    msg += f", validation score = {score:.6f}"
+                    if score > self.best_validation_score_:
+                        best_params = copy.deepcopy(self._params)
+                    if score < self.best_validation_score_ + self.tol:
+                        self._no_improvement_count += 1
+                    else:
+                        self._no_improvement_count = 0
+                    self.best_validation_score_ = max(self.best_validation_score_, score)
+                else:
+                    if loss > self.best_loss_ - self.tol:
+                        self._no_improvement_count += 1
+                    else:
+                        self._no_improvement_count = 0
+                    self.best_loss_ = min(self.best_loss_, loss)
+                if self.verbose:
+                    print(msg + f", {time.perf_counter() - t0:.3f} s", flush=True)
+                if not partial and self._no_improvement_count >= self.n_iter_no_change:
+                    stopped = True
+                    if self.verbose:
+                        what = "Validation score" if early else "Training loss"
+                        print(f"{what} did not improve more than tol={self.tol} for "
+                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                    break
+        if early and best_params is not None:
+            self._params = best_params
+        if not partial and not stopped:
+            warnings.warn(f"Stochastic optimizer: maximum iterations ({epochs}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning)
+        return self
+
+    def _forget(self):
+        for name in ("_params", "_states", "n_iter_", "t_", "loss_curve_", "best_loss_",
+                     "n_features_in_", "classes_", "_rng"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+    def _decision(self, X):
+        """(n, n_outputs) model outputs for validated CSRData X."""
+        with numba_threads(self.n_jobs):
+            return np.column_stack([self._core.decision(p, X) for p in self._params])
+
+    def _mean_loss(self, X, Y, sw):
+        F = self._decision(X)
+        if self._loss_id == LOGISTIC:
+            L = np.logaddexp(0.0, F) - Y * F
+        else:
+            L = 0.5 * (F - Y) ** 2
+        return float(np.average(L.sum(1), weights=sw)) if sw.sum() > 0 else float(L.sum(1).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _can_stratify(y):
+    _, counts = np.unique(y, return_counts=True)
+    return counts.min() >= 2
+
+
+class FMClassifierMixin(ClassifierMixin):
+    """Logistic loss; binary is one model, multiclass is one-vs-rest (one model per class)."""
+
+    _loss_id = LOGISTIC
+
+    def _encode_targets(self, y, first_call, classes=None):
+        check_classification_targets(y)
+        if first_call:
+            if classes is not None:
+                self.classes_ = unique_labels(classes)
+            else:
+                self.classes_ = unique_labels(y)
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in the data, but "
+                    f"the data contain only one class: {self.classes_[0]!r}.")
+        unknown = np.setdiff1d(unique_labels(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y contains labels not seen in classes_: {unknown.tolist()}.")
+        return self._binarize(y)
+
+    def _binarize(self, y):
+        lb = LabelBinarizer().fit(self.classes_)
+        Y = lb.transform(y).astype(np.float64)
+        return np.asfortranarray(Y)
+
+    def _encode_targets_predict(self, y, n):
+        y = np.asarray(y)
+        if y.shape[0] != n:
+            raise ValueError(f"y has {y.shape[0]} rows but X has {n}.")
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y contains labels not seen in classes_: {unknown.tolist()}.")
+        return self._binarize(y)
+
+    def decision_function(self, X):
+        """Model output f(x): shape (n_samples,) for binary, (n_samples, n_classes) else."""
+        check_is_fitted(self)
+        F = self._decision(self._validate_X_predict(X))
+        return F[:, 0] if F.shape[1] == 1 else F
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes): sigmoid(f) for binary, the
+        normalised one-vs-rest sigmoids for multiclass."""
+        F = self.decision_function(X)
+        if F.ndim == 1:
+            p = _sigmoid(F)
+            return np.column_stack([1.0 - p, p])
+        P = _sigmoid(F)
+        s = P.sum(1, keepdims=True)
+        s[s == 0] = 1.0
+        return P / s
+
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Predicted class labels."""
+        F = self.decision_function(X)
+        idx = (F > 0).astype(int) if F.ndim == 1 else F.argmax(1)
+        return self.classes_[idx]
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y) continuing from the current state.
+
+        ``classes`` (all labels that will ever appear) is required on the first call."""
+        if not hasattr(self, "_params") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return super().partial_fit(X, y, sample_weight, classes=classes)
+
+
+class FMRegressorMixin(RegressorMixin):
+    """Squared loss, one output."""
+
+    _loss_id = SQUARED
+
+    def _encode_targets(self, y, first_call, classes=None):
+        y = np.asarray(y, dtype=np.float64)
+        return np.asfortranarray(y.reshape(-1, 1))
+
+    def _encode_targets_predict(self, y, n):
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if y.shape[0] != n:
+            raise ValueError(f"y has {y.shape[0]} rows but X has {n}.")
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinity.")
+        return y.reshape(-1, 1)
+
+    def predict(self, X):
+        """Predicted targets f(x)."""
+        check_is_fitted(self)
+        return self._decision(self._validate_X_predict(X))[:, 0]
+
+
+def _sigmoid(F):
+    return np.exp(-np.logaddexp(0.0, -F))

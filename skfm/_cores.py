@@ -1,0 +1,68 @@
+"""Model cores: the parameter layout of each model and the kernels that train and apply it.
+
+A core is stateless; its parameters live in plain dicts of arrays owned by the estimator, so
+estimators pickle and clone like any sklearn estimator.  Every core provides
+
+- ``init_params(n_features, n_factors, dtype, rng, init_std)`` -> params
+- ``init_state(params, solver)`` -> optimizer state (moments of the touched rows and the dense part)
+- ``decision(params, X)`` -> f(x) for the rows of a :class:`~skfm._trainer.CSRData`
+- ``saliency(params, X, y, loss_id)`` -> per-row SMFM saliency (Eq. 5)
+- ``train_epoch(params, state, src0, src1, order, hp, slot)`` -> (loss sum, steps, status)
+
+and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM, AFM and IFM
+plug in here with their own parameter dicts and kernels.
+"""
+import numpy as np
+
+from ._kernels import fm as kfm
+from ._kernels.optim import ADAGRAD, ADAM, SGD
+
+SOLVERS = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
+
+
+class FMCore:
+    """Degree-2 factorization machine: ``w0`` (1,), table ``T`` = [w | V] (n_features, 1 + d)."""
+
+    name = "fm"
+
+    @staticmethod
+    def init_params(n_features, n_factors, dtype, rng, init_std):
+        T = np.zeros((n_features, 1 + n_factors), dtype=dtype)
+        if n_factors and init_std > 0:
+            T[:, 1:] = rng.normal(0.0, init_std, size=(n_features, n_factors))
+        return {"w0": np.zeros(1), "T": T}
+
+    @staticmethod
+    def init_state(params, solver):
+        T = params["T"]
+        rows = 0 if solver == "sgd" else T.shape[0]
+        return {"w0": np.zeros((2, 1)), "T": np.zeros((2, rows, T.shape[1]), T.dtype), "t": 0}
+
+    @staticmethod
+    def decision(params, X):
+        out = np.empty(X.n_rows)
+        kfm.fm_decision(X.indptr, X.indices, X.data, params["w0"], params["T"], out)
+        return out
+
+    @staticmethod
+    def saliency(params, X, y, loss_id):
+        out = np.empty(X.n_rows)
+        kfm.fm_saliency(X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64),
+                        params["w0"], params["T"], loss_id, out)
+        return out
+
+    @staticmethod
+    def train_epoch(params, state, src0, src1, order, hp, slot):
+        loss, steps, status = kfm.train_epoch(
+            src0, src1, order, hp["batch_size"], params["w0"], params["T"], state["w0"],
+            state["T"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
+            hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], True, slot)
+        state["t"] += steps
+        return loss, steps, status
+
+    @staticmethod
+    def select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id):
+        lin, S, Qt = kfm.fm_row_stats(X.indptr, X.indices, X.data, params["T"])
+        return kfm.fm_select_partners(
+            X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64), parents, p,
+            seed, epoch, a, b, params["w0"], params["T"], loss_id, lin, S, Qt)

@@ -1,0 +1,380 @@
+"""Degree-2 factorization machine kernels.
+
+Parameters: ``w0`` (float64 array of shape (1,)) and the feature table ``T`` of shape
+``(n_features, 1 + d)``: ``T[j, 0]`` is the linear weight w_j, ``T[j, 1:]`` the factor vector v_j.
+For one row with nonzeros (j, x_j):
+
+    s_f = sum_j v_jf x_j,   q_f = sum_j v_jf^2 x_j^2
+    f(x) = w0 + sum_j w_j x_j + 0.5 sum_f (s_f^2 - q_f)
+    df/dw_j = x_j,   df/dv_jf = x_j (s_f - v_jf x_j)
+    saliency S(x, y) = sum_j x_j dL/dx_j = L'(f) (sum_j w_j x_j + sum_f (s_f^2 - q_f))
+
+A training step has two parallel phases (rows, then the batch's unique features); every sum has
+one owner and a fixed order, so results do not depend on the number of threads.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .losses import loss_deriv, loss_value
+from .mixup import draw_one
+from .optim import ADAM, adam_lr, update_dense, update_rows
+
+_CHUNK = 256  # rows per task in prediction-style loops
+
+
+@njit(cache=True, inline="always")
+def _row_sums(indices, data, a, e, T, s, q):
+    """Fill s, q (length d) for the row stored at [a, e); return sum_j w_j x_j."""
+    d = s.shape[0]
+    for k in range(d):
+        s[k] = 0.0
+        q[k] = 0.0
+    lin = 0.0
+    for p in range(a, e):
+        j = indices[p]
+        x = data[p]
+        lin += T[j, 0] * x
+        for k in range(d):
+            t = T[j, k + 1] * x
+            s[k] += t
+            q[k] += t * t
+    return lin
+
+
+@njit(cache=True, inline="always")
+def _pair_term(s, q):
+    """sum_f (s_f^2 - q_f), i.e. twice the pairwise interaction term."""
+    acc = 0.0
+    for k in range(s.shape[0]):
+        acc += s[k] * s[k] - q[k]
+    return acc
+
+
+@njit(cache=True, parallel=True)
+def fm_decision(indptr, indices, data, w0, T, out):
+    """out[r] = f(x_r) for every row of the CSR matrix."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    for c in prange(n_chunks):
+        s = np.empty(d, T.dtype)
+        q = np.empty(d, T.dtype)
+        for r in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            lin = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
+            out[r] = w0[0] + lin + 0.5 * _pair_term(s, q)
+
+
+@njit(cache=True, parallel=True)
+def fm_saliency(indptr, indices, data, y, w0, T, loss_id, out):
+    """out[r] = sum_j x_rj dL(f(x_r), y_r)/dx_rj (SMFM Eq. 5) for every row."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    for c in prange(n_chunks):
+        s = np.empty(d, T.dtype)
+        q = np.empty(d, T.dtype)
+        for r in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            lin = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
+            pair2 = _pair_term(s, q)
+            f = w0[0] + lin + 0.5 * pair2
+            out[r] = loss_deriv(f, y[r], loss_id) * (lin + pair2)
+
+
+# ----------------------------------------------------------------------------- training
+@njit(cache=True, inline="always")
+def _forward_train_row(indices, data, a, e, yr, swr, inv_b, w0, T, S, Q, b, G, L, loss_id):
+    lin = _row_sums(indices, data, a, e, T, S[b], Q[b])
+    f = w0[0] + lin + 0.5 * _pair_term(S[b], Q[b])
+    L[b] = swr * loss_value(f, yr, loss_id)
+    G[b] = swr * inv_b * loss_deriv(f, yr, loss_id)
+
+
+@njit(cache=True, parallel=True)
+def forward_batch(src0, src1, order, start, B, w0, T, S, Q, G, L, loss_id):
+    """Phase 1, rows in parallel: per-row sums S[b] and dL/df (weighted, divided by B) in G[b].
+
+    ``src0``/``src1`` are (indptr, indices, data, y, sw) tuples of the original and the augmented
+    rows; ``order[start + b]`` names row b of the batch, ids >= n0 refer to ``src1``.
+    """
+    n0 = src0[0].shape[0] - 1
+    inv_b = 1.0 / B
+    for b in prange(B):
+        r = order[start + b]
+        if r < n0:
+            _forward_train_row(src0[1], src0[2], src0[0][r], src0[0][r + 1], src0[3][r], src0[4][r],
+                               inv_b, w0, T, S, Q, b, G, L, loss_id)
+        else:
+            r -= n0
+            _forward_train_row(src1[1], src1[2], src1[0][r], src1[0][r + 1], src1[3][r], src1[4][r],
+                               inv_b, w0, T, S, Q, b, G, L, loss_id)
+
+
+@njit(cache=True, inline="always")
+def _count_row(indices, a, e, slot, uniq, cnt, nu):
+    for p in range(a, e):
+        j = indices[p]
+        u = slot[j]
+        if u < 0:
+            u = nu
+            slot[j] = nu
+            uniq[nu] = j
+            cnt[nu] = 0
+            nu += 1
+        cnt[u] += 1
+    return nu
+
+
+@njit(cache=True, inline="always")
+def _place_row(indices, data, a, e, b, slot, fill, occ_b, occ_x):
+    for p in range(a, e):
+        u = slot[indices[p]]
+        o = fill[u]
+        occ_b[o] = b
+        occ_x[o] = data[p]
+        fill[u] = o + 1
+
+
+@njit(cache=True)
+def transpose_batch(src0, src1, order, start, B, slot, uniq, cnt, ptr, occ_b, occ_x):
+    """The batch's unique features (in order of first appearance) and, for each, its (row, value)
+    occurrences in row order: a counting sort in O(nnz).  ``slot`` (n_features,) must be -1
+    everywhere on entry and is restored on exit.  Returns the number of unique features."""
+    n0 = src0[0].shape[0] - 1
+    nu = 0
+    for b in range(B):
+        r = order[start + b]
+        if r < n0:
+            nu = _count_row(src0[1], src0[0][r], src0[0][r + 1], slot, uniq, cnt, nu)
+        else:
+            r -= n0
+            nu = _count_row(src1[1], src1[0][r], src1[0][r + 1], slot, uniq, cnt, nu)
+    ptr[0] = 0
+    for u in range(nu):
+        ptr[u + 1] = ptr[u] + cnt[u]
+        cnt[u] = ptr[u]  # reused as the fill position
+    for b in range(B):
+        r = order[start + b]
+        if r < n0:
+            _place_row(src0[1], src0[2], src0[0][r], src0[0][r + 1], b, slot, cnt, occ_b, occ_x)
+        else:
+            r -= n0
+            _place_row(src1[1], src1[2], src1[0][r], src1[0][r + 1], b, slot, cnt, occ_b, occ_x)
+    for u in range(nu):
+        slot[uniq[u]] = -1
+    return nu
+
+
+@njit(cache=True, parallel=True)
+def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
+    """Phase 2, unique features in parallel: GT[u] = d(batch loss)/d T[uniq[u]] + alpha T[uniq[u]].
+
+    d/dw_j = sum_b g_b x_bj;  d/dv_jf = sum_b g_b x_bj (s_bf - v_jf x_bj), summed in row order."""
+    d = T.shape[1] - 1
+    for u in prange(nu):
+        j = uniq[u]
+        gw = 0.0
+        for k in range(d + 1):
+            GT[u, k] = 0.0
+        for o in range(ptr[u], ptr[u + 1]):
+            b = occ_b[o]
+            x = occ_x[o]
+            gx = G[b] * x
+            gw += gx
+            for k in range(d):
+                GT[u, k + 1] += gx * (S[b, k] - T[j, k + 1] * x)
+        GT[u, 0] = gw + alpha * T[j, 0]
+        if alpha != 0.0:
+            for k in range(d):
+                GT[u, k + 1] += alpha * T[j, k + 1]
+
+
+@njit(cache=True)
+def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
+    """Gradient of one batch's objective with the training code path (for tests and tools).
+
+    Objective: (1/B) sum_b sw_b l(f(x_b), y_b) + (alpha/2) sum_{j in batch} ||T_j||^2.
+    Returns (objective, dL/dw0, unique features, their gradient rows)."""
+    d = T.shape[1] - 1
+    cap = 0
+    for b in range(B):
+        r = order[start + b]
+        n0 = src0[0].shape[0] - 1
+        if r < n0:
+            cap += src0[0][r + 1] - src0[0][r]
+        else:
+            cap += src1[0][r - n0 + 1] - src1[0][r - n0]
+    S = np.empty((B, d), T.dtype)
+    Q = np.empty((B, d), T.dtype)
+    G = np.empty(B, T.dtype)
+    L = np.empty(B)
+    forward_batch(src0, src1, order, start, B, w0, T, S, Q, G, L, loss_id)
+    uniq = np.empty(cap, np.int32)
+    cnt = np.empty(cap + 1, np.int64)
+    ptr = np.empty(cap + 1, np.int64)
+    occ_b = np.empty(cap, np.int32)
+    occ_x = np.empty(cap, T.dtype)
+    nu = transpose_batch(src0, src1, order, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+    GT = np.empty((nu, d + 1), T.dtype)
+    feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
+    obj = 0.0
+    g0 = 0.0
+    for b in range(B):
+        obj += L[b]
+        g0 += G[b]
+    obj /= B
+    reg = 0.0
+    for u in range(nu):
+        for k in range(d + 1):
+            reg += T[uniq[u], k] * T[uniq[u], k]
+    return obj + 0.5 * alpha * reg, g0, uniq[:nu].copy(), GT
+
+
+@njit(cache=True)
+def train_epoch(src0, src1, order, batch_size, w0, T, st0, stT, solver, lr, beta_1, beta_2,
+                eps, step, loss_id, alpha, fit_intercept, slot):
+    """One pass over ``order`` in minibatches: forward, transpose, gradients, lazy update.
+
+    Returns (sum of weighted row losses, number of steps taken, status) with status 0 = fine,
+    1 = a non-finite loss (the batch was not applied), 2 = a parameter became non-finite."""
+    n_tot = order.shape[0]
+    d = T.shape[1] - 1
+    max_nnz = 0
+    for src in (src0, src1):
+        ip = src[0]
+        for r in range(ip.shape[0] - 1):
+            max_nnz = max(max_nnz, ip[r + 1] - ip[r])
+    Bmax = min(batch_size, n_tot)
+    cap = Bmax * max_nnz
+    S = np.empty((Bmax, d), T.dtype)
+    Q = np.empty((Bmax, d), T.dtype)
+    G = np.empty(Bmax, T.dtype)
+    L = np.empty(Bmax)
+    uniq = np.empty(cap, np.int32)
+    cnt = np.empty(cap + 1, np.int64)
+    ptr = np.empty(cap + 1, np.int64)
+    occ_b = np.empty(cap, np.int32)
+    occ_x = np.empty(cap, T.dtype)
+    GT = np.empty((cap, d + 1), T.dtype)
+    bad = np.zeros(cap, np.uint8)
+    g0 = np.empty(1)
+    total = 0.0
+    n_steps = 0
+    for start in range(0, n_tot, batch_size):
+        B = min(batch_size, n_tot - start)
+        forward_batch(src0, src1, order, start, B, w0, T, S, Q, G, L, loss_id)
+        batch_loss = 0.0
+        g0[0] = 0.0
+        for b in range(B):
+            batch_loss += L[b]
+            g0[0] += G[b]
+        if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
+            return total, n_steps, 1
+        total += batch_loss
+        nu = transpose_batch(src0, src1, order, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+        feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
+        step += 1
+        n_steps += 1
+        lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
+        update_rows(T, stT, GT, uniq, nu, solver, lr, lr_t, beta_1, beta_2, eps, bad)
+        ok = True
+        if fit_intercept:
+            ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
+        for u in range(nu):
+            if bad[u]:
+                ok = False
+        if not ok:
+            return total, n_steps, 2
+    return total, n_steps, 0
+
+
+# ----------------------------------------------------------------------- saliency-guided mixup
+@njit(cache=True, parallel=True)
+def fm_row_stats(indptr, indices, data, T):
+    """Per row: lin = sum_j w_j x_j, s (d,), Q = sum_f q_f.  Mixing is linear in x, so a mixed
+    row's s and lin follow from its parents' and only the shared features correct Q."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    lin = np.empty(n)
+    S = np.empty((n, d), T.dtype)
+    Qt = np.empty(n)
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    for c in prange(n_chunks):
+        q = np.empty(d, T.dtype)
+        for r in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            lin[r] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, S[r], q)
+            acc = 0.0
+            for k in range(d):
+                acc += q[k]
+            Qt[r] = acc
+    return lin, S, Qt
+
+
+@njit(cache=True, inline="always")
+def _shared_q(indices, data, a1, e1, a2, e2, T):
+    """sum over features j in both rows of x_j r_j ||v_j||^2."""
+    d = T.shape[1] - 1
+    acc = 0.0
+    while a1 < e1 and a2 < e2:
+        j1 = indices[a1]
+        j2 = indices[a2]
+        if j1 < j2:
+            a1 += 1
+        elif j2 < j1:
+            a2 += 1
+        else:
+            nv = 0.0
+            for k in range(d):
+                nv += T[j1, k + 1] * T[j1, k + 1]
+            acc += data[a1] * data[a2] * nv
+            a1 += 1
+            a2 += 1
+    return acc
+
+
+@njit(cache=True, parallel=True)
+def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, loss_id,
+                       lin, S, Qt):
+    """Alg. 2 for FM: for each first parent i draw p candidates (stream (seed, epoch, i p + k))
+    and keep the one whose mixed row has the largest saliency under (w0, T); p == 1 is Alg. 1.
+
+    The saliency of lam x + (1 - lam) r is evaluated in closed form from the parents' row stats
+    (see fm_row_stats) in O(d + nnz) instead of O(nnz d).  Returns (partners, lams)."""
+    m = parents.shape[0]
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    partners = np.empty(m, np.int64)
+    lams = np.empty(m)
+    n_chunks = (m + _CHUNK - 1) // _CHUNK
+    for c in prange(n_chunks):
+        st = np.zeros(1, np.uint64)
+        for i in range(c * _CHUNK, min(m, (c + 1) * _CHUNK)):
+            r1 = parents[i]
+            best = -np.inf
+            best_r = -1
+            best_lam = 1.0
+            for k in range(p):
+                r2, lam = draw_one(seed, epoch, i * p + k, n, a, b, st)
+                if p == 1:
+                    best_r = r2
+                    best_lam = lam
+                    break
+                mu = 1.0 - lam
+                ss = 0.0
+                for f in range(d):
+                    t = lam * S[r1, f] + mu * S[r2, f]
+                    ss += t * t
+                cq = _shared_q(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
+                               indptr[r2 + 1], T)
+                pair2 = ss - (lam * lam * Qt[r1] + mu * mu * Qt[r2] + 2.0 * lam * mu * cq)
+                ln = lam * lin[r1] + mu * lin[r2]
+                fv = w0[0] + ln + 0.5 * pair2
+                sal = loss_deriv(fv, lam * y[r1] + mu * y[r2], loss_id) * (ln + pair2)
+                if best_r < 0 or sal > best:
+                    best = sal
+                    best_r = r2
+                    best_lam = lam
+            partners[i] = best_r
+            lams[i] = best_lam
+    return partners, lams

@@ -1,0 +1,101 @@
+"""Mixup on CSR rows (SMFM paper Eq. 3) and the random draws of Alg. 1 and 2.
+
+Candidate k of first parent number i (its position in the epoch's parent list) uses the random
+stream ``(seed, epoch, i * p + k)``: partner ``r ~ U{0..n-1}``, ``lam' ~ Beta(a, b)``,
+``lam = max(lam', 1 - lam')``.  The mixed row is the sparse sum ``lam x + (1 - lam) r``: a feature
+in both parents appears once, with weight ``lam x_j + (1 - lam) r_j``; label and sample weight are
+mixed with the same ``lam``.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .rng import beta, randint, stream_key
+
+
+@njit(cache=True, inline="always")
+def draw_one(seed, epoch, stream, n, a, b, st):
+    st[0] = stream_key(seed, epoch, stream)
+    r = randint(st, n)
+    lam = beta(st, a, b)
+    return r, max(lam, 1.0 - lam)
+
+
+@njit(cache=True, parallel=True)
+def draw_candidates(offset, n_parents, n, p, seed, epoch, a, b):
+    """(partners, lams), each (n_parents, p): the candidates of first parents number
+    offset .. offset + n_parents - 1 in Alg. 2 (Alg. 1 when p == 1)."""
+    partners = np.empty((n_parents, p), np.int64)
+    lams = np.empty((n_parents, p))
+    for i in prange(n_parents):
+        st = np.zeros(1, np.uint64)
+        for k in range(p):
+            partners[i, k], lams[i, k] = draw_one(seed, epoch, (offset + i) * p + k, n, a, b, st)
+    return partners, lams
+
+
+@njit(cache=True, inline="always")
+def _merged_nnz(indices, a1, e1, a2, e2):
+    n = 0
+    while a1 < e1 and a2 < e2:
+        j1 = indices[a1]
+        j2 = indices[a2]
+        if j1 <= j2:
+            a1 += 1
+        if j2 <= j1:
+            a2 += 1
+        n += 1
+    return n + (e1 - a1) + (e2 - a2)
+
+
+@njit(cache=True, parallel=True)
+def mix_rows(indptr, indices, data, y, sw, parents, partners, lams):
+    """Rows lam_i x_{parents[i]} + (1 - lam_i) x_{partners[i]} as a CSR matrix (indices sorted),
+    with their mixed labels (y: (n, n_outputs)) and sample weights.
+    Returns (indptr, indices, data, y (m, n_outputs), sw)."""
+    m = parents.shape[0]
+    out_ptr = np.empty(m + 1, np.int64)
+    sizes = np.empty(m, np.int64)
+    for i in prange(m):
+        r1 = parents[i]
+        r2 = partners[i]
+        sizes[i] = _merged_nnz(indices, indptr[r1], indptr[r1 + 1], indptr[r2], indptr[r2 + 1])
+    out_ptr[0] = 0
+    for i in range(m):
+        out_ptr[i + 1] = out_ptr[i] + sizes[i]
+    nnz = out_ptr[m]
+    out_ind = np.empty(nnz, np.int32)
+    out_dat = np.empty(nnz, data.dtype)
+    n_out = y.shape[1]
+    out_y = np.empty((n_out, m)).T  # (m, n_out), Fortran order: each column contiguous
+    out_sw = np.empty(m)
+    for i in prange(m):
+        r1 = parents[i]
+        r2 = partners[i]
+        lam = lams[i]
+        mu = 1.0 - lam
+        for t in range(n_out):
+            out_y[i, t] = lam * y[r1, t] + mu * y[r2, t]
+        out_sw[i] = lam * sw[r1] + mu * sw[r2]
+        a1 = indptr[r1]
+        e1 = indptr[r1 + 1]
+        a2 = indptr[r2]
+        e2 = indptr[r2 + 1]
+        o = out_ptr[i]
+        while a1 < e1 or a2 < e2:
+            j1 = indices[a1] if a1 < e1 else 2147483647
+            j2 = indices[a2] if a2 < e2 else 2147483647
+            if j1 < j2:
+                out_ind[o] = j1
+                out_dat[o] = lam * data[a1]
+                a1 += 1
+            elif j2 < j1:
+                out_ind[o] = j2
+                out_dat[o] = mu * data[a2]
+                a2 += 1
+            else:
+                out_ind[o] = j1
+                out_dat[o] = lam * data[a1] + mu * data[a2]
+                a1 += 1
+                a2 += 1
+            o += 1
+    return out_ptr, out_ind, out_dat, out_y, out_sw

@@ -1,0 +1,166 @@
+"""The one training loop of skfm: epochs, augmentation, minibatch kernels, threads.
+
+Everything here is model-agnostic: a *core* (see ``skfm._models``) supplies parameter layout and
+kernels; the estimator (``skfm._base``) supplies validated arrays and hyperparameters.
+"""
+import contextlib
+
+import numba
+import numpy as np
+
+from ._kernels import mixup as kmix
+
+_EMPTY_CACHE = {}
+
+
+def n_threads(n_jobs):
+    """Threads of the Numba core for an ``n_jobs`` value (joblib's convention; None = all)."""
+    n_max = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None or n_jobs == -1:
+        return n_max
+    if n_jobs < 0:
+        return max(1, n_max + 1 + n_jobs)
+    return max(1, min(n_jobs, n_max))
+
+
+@contextlib.contextmanager
+def numba_threads(n_jobs):
+    """Run the enclosed kernels on ``n_threads(n_jobs)`` threads, restoring the previous count."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads(n_jobs))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+class CSRData:
+    """A canonical CSR matrix as raw arrays: int64 indptr, int32 sorted duplicate-free indices."""
+
+    __slots__ = ("indptr", "indices", "data", "n_features")
+
+    def __init__(self, indptr, indices, data, n_features):
+        self.indptr = indptr
+        self.indices = indices
+        self.data = data
+        self.n_features = n_features
+
+    @property
+    def n_rows(self):
+        return self.indptr.shape[0] - 1
+
+    def take(self, rows):
+        """The sub-matrix of the given rows (a copy)."""
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return CSRData(indptr, self.indices[pos], self.data[pos], self.n_features)
+
+
+def empty_source(dtype, n_outputs):
+    key = (np.dtype(dtype), n_outputs)
+    if key not in _EMPTY_CACHE:
+        _EMPTY_CACHE[key] = (np.zeros(1, np.int64), np.empty(0, np.int32), np.empty(0, dtype),
+                             np.empty((0, n_outputs), order="F"), np.empty(0))
+    return _EMPTY_CACHE[key]
+
+
+def first_parents(n, n_new, rng):
+    """Alg. 1, line 3: n_new first parents drawn without replacement; for n_new > n the data are
+    copied floor(n_new / n) times and n_new mod n rows are drawn without replacement."""
+    reps, rest = divmod(n_new, n)
+    parts = [np.arange(n, dtype=np.int64)] * reps
+    if rest:
+        parts.append(rng.permutation(n)[:rest].astype(np.int64))
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
+class Augmenter:
+    """Copy / mix / saliency augmentation (SMFM paper Alg. 1 and 2) for one epoch.
+
+    ``generic=True`` forces the model-agnostic path for saliency: candidates are materialised in
+    chunks of ``chunk`` first parents and scored with the model's saliency kernel.  The default
+    uses the core's closed-form selector when it has one and there is a single output."""
+
+    def __init__(self, kind, mix_alpha, mix_beta, mix_ratio, n_candidates, chunk=4096,
+                 generic=False):
+        self.kind = kind
+        self.a = float(mix_alpha)
+        self.b = float(mix_beta)
+        self.ratio = float(mix_ratio)
+        self.p = int(n_candidates) if kind == "saliency" else 1
+        self.chunk = chunk
+        self.generic = generic
+
+    def n_new(self, n):
+        return int(round(self.ratio * n))
+
+    def epoch_rows(self, core, params, X, Y, sw, loss_id, rng, epoch):
+        """Returns (src1, extra_order_ids): the augmented rows of this epoch as a kernel source and
+        the ids (into the union of originals and src1) of the rows the epoch adds."""
+        n = X.n_rows
+        n_new = self.n_new(n)
+        if self.kind == "copy":
+            return empty_source(X.data.dtype, Y.shape[1]), rng.integers(0, n, n_new)
+        parents = first_parents(n, n_new, rng)
+        seed = int(rng.integers(0, 2**63 - 1))
+        partners, lams = self.select(core, params, X, Y, loss_id, parents, seed, epoch)
+        src1 = kmix.mix_rows(X.indptr, X.indices, X.data, Y, sw, parents, partners, lams)
+        return src1, np.arange(n, n + n_new, dtype=np.int64)
+
+    def select(self, core, params, X, Y, loss_id, parents, seed, epoch):
+        n = X.n_rows
+        fast = getattr(core, "select_partners", None)
+        if self.p == 1 or (fast is not None and len(params) == 1 and not self.generic):
+            if self.p == 1:
+                pr, lm = kmix.draw_candidates(0, len(parents), n, 1, seed, epoch, self.a, self.b)
+                return pr[:, 0].copy(), lm[:, 0].copy()
+            return fast(params[0], X, Y[:, 0], parents, self.p, seed, epoch, self.a, self.b,
+                        loss_id)
+        partners = np.empty(len(parents), np.int64)
+        lams = np.empty(len(parents))
+        ones = np.ones(n)
+        for start in range(0, len(parents), self.chunk):
+            par = parents[start:start + self.chunk]
+            pr, lm = kmix.draw_candidates(start, len(par), n, self.p, seed, epoch, self.a,
+                                          self.b)
+            rep = np.repeat(par, self.p)
+            ip, ind, dat, yc, _ = kmix.mix_rows(X.indptr, X.indices, X.data, Y, ones, rep,
+                                                pr.ravel(), lm.ravel())
+            cand = CSRData(ip, ind, dat, X.n_features)
+            sal = np.zeros(len(rep))
+            for k, prm in enumerate(params):
+                sal += core.saliency(prm, cand, yc[:, k], loss_id)
+            best = np.argmax(sal.reshape(len(par), self.p), axis=1)
+            partners[start:start + len(par)] = pr[np.arange(len(par)), best]
+            lams[start:start + len(par)] = lm[np.arange(len(par)), best]
+        return partners, lams
+
+
+def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle, slot):
+    """One epoch for every output (task) of ``params``; returns (mean loss, n_steps, status).
+
+    The epoch trains on the union of the original rows and the augmented rows, in one random
+    order shared by all outputs."""
+    n = X.n_rows
+    n_out = Y.shape[1]
+    if augmenter is None:
+        src1 = empty_source(X.data.dtype, n_out)
+        extra = np.empty(0, np.int64)
+    else:
+        src1, extra = augmenter.epoch_rows(core, params, X, Y, sw, hp["loss_id"], rng, epoch)
+    order = np.concatenate([np.arange(n, dtype=np.int64), extra])
+    if shuffle:
+        order = order[rng.permutation(len(order))]
+    total = 0.0
+    steps = 0
+    for k in range(n_out):
+        s0 = (X.indptr, X.indices, X.data, Y[:, k], sw)
+        s1 = (src1[0], src1[1], src1[2], src1[3][:, k], src1[4])
+        loss, steps, status = core.train_epoch(params[k], states[k], s0, s1, order, hp, slot)
+        total += loss
+        if status:
+            return total / len(order), steps, status
+    return total / len(order), steps, 0

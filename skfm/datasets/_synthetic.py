@@ -1,0 +1,169 @@
+"""Synthetic multi-field one-hot data drawn from a planted degree-2 factorization machine."""
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_random_state
+
+#: Field sizes of Frappe (user, item, daytime, weekday, isweekend, homework, cost, weather,
+#: country, city): 5,382 one-hot features in 10 fields.
+FRAPPE_FIELD_SIZES = (957, 4082, 7, 7, 2, 3, 2, 9, 80, 233)
+
+
+def _field_sizes(n_fields, field_size, field_sizes):
+    if field_sizes is not None:
+        sizes = np.asarray(field_sizes, dtype=np.int64)
+    else:
+        if n_fields < 1 or field_size < 1:
+            raise ValueError("n_fields and field_size must be positive integers.")
+        sizes = np.full(n_fields, field_size, dtype=np.int64)
+    if sizes.ndim != 1 or len(sizes) == 0 or (sizes < 1).any():
+        raise ValueError("field_sizes must be a non-empty list of positive integers.")
+    return sizes
+
+
+def _draw_fields(n_samples, sizes, skew, rs):
+    """(n_samples, n_fields) global feature ids: one value per field, Zipf-like popularity
+    ``p_k ~ 1 / (k + 1)**skew`` within each field (skew=0 is uniform)."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    cols = np.empty((n_samples, len(sizes)), dtype=np.int64)
+    for f, size in enumerate(sizes):
+        p = 1.0 / np.arange(1, size + 1) ** skew
+        perm = rs.permutation(size)  # popular values scattered over the field's ids
+        cols[:, f] = offsets[f] + perm[rs.choice(size, size=n_samples, p=p / p.sum())]
+    return cols
+
+
+def _one_hot(cols, n_features, dtype):
+    n, m = cols.shape
+    order = np.sort(cols, axis=1)
+    return sp.csr_matrix((np.ones(n * m, dtype=dtype), order.ravel(), np.arange(0, n * m + 1, m)),
+                         shape=(n, n_features))
+
+
+def _planted_fm(n_features, n_factors, rs, scale):
+    return {"intercept": 0.0, "coef": rs.normal(0.0, 0.5 * scale, n_features),
+            "factors": rs.normal(0.0, scale / np.sqrt(max(n_factors, 1)), (n_features, n_factors))}
+
+
+def fm_output(X, params):
+    """f(x) of a factorization machine with parameters ``{"intercept", "coef", "factors"}``."""
+    X = sp.csr_matrix(X)
+    V = params["factors"]
+    s = X @ V
+    q = X.multiply(X) @ (V * V)
+    return params["intercept"] + X @ params["coef"] + 0.5 * (s * s - q).sum(1)
+
+
+def make_fm_classification(n_samples=10000, *, n_fields=8, field_size=50, field_sizes=None,
+                           n_factors=4, skew=0.0, scale=1.0, dtype=np.float64,
+                           random_state=None, return_params=False):
+    """Binary labels drawn from a planted factorization machine on one-hot multi-field data.
+
+    Each row has one active feature per field; ``y ~ Bernoulli(sigmoid(f(x)))`` where f is an FM
+    with ``w ~ N(0, (scale/2)^2)`` and ``v_i ~ N(0, scale^2 / n_factors)``.
+
+    Parameters
+    ----------
+    n_samples : int, default=10000
+    n_fields : int, default=8
+        Number of categorical fields (ignored when ``field_sizes`` is given).
+    field_size : int, default=50
+        Values per field (ignored when ``field_sizes`` is given).
+    field_sizes : sequence of int, default=None
+        Values of each field, e.g. :data:`FRAPPE_FIELD_SIZES`.
+    n_factors : int, default=4
+        Rank of the planted interactions.
+    skew : float, default=0.0
+        Zipf exponent of the value popularity within a field (0 = uniform).
+    scale : float, default=1.0
+        Scale of the planted weights (larger = more separable).
+    dtype : dtype, default=np.float64
+    random_state : int, RandomState instance or None
+    return_params : bool, default=False
+        Also return the planted parameters ``{"intercept", "coef", "factors"}``.
+
+    Returns
+    -------
+    X : CSR matrix (n_samples, n_features), y : ndarray of {0, 1}[, params : dict]
+    """
+    rs = check_random_state(random_state)
+    sizes = _field_sizes(n_fields, field_size, field_sizes)
+    n_features = int(sizes.sum())
+    params = _planted_fm(n_features, n_factors, rs, scale)
+    X = _one_hot(_draw_fields(n_samples, sizes, skew, rs), n_features, dtype)
+    f = fm_output(X, params)
+    params["intercept"] = -float(np.median(f))  # balanced classes
+    f += params["intercept"]
+    y = (rs.random_sample(n_samples) < 1.0 / (1.0 + np.exp(-f))).astype(np.int64)
+    return (X, y, params) if return_params else (X, y)
+
+
+def make_fm_regression(n_samples=10000, *, n_fields=8, field_size=50, field_sizes=None,
+                       n_factors=4, noise=0.1, skew=0.0, scale=1.0, dtype=np.float64,
+                       random_state=None, return_params=False):
+    """Targets ``y = f(x) + N(0, noise^2)`` of a planted factorization machine on one-hot
+    multi-field data (see :func:`make_fm_classification` for the parameters)."""
+    rs = check_random_state(random_state)
+    sizes = _field_sizes(n_fields, field_size, field_sizes)
+    n_features = int(sizes.sum())
+    params = _planted_fm(n_features, n_factors, rs, scale)
+    X = _one_hot(_draw_fields(n_samples, sizes, skew, rs), n_features, dtype)
+    y = fm_output(X, params) + noise * rs.standard_normal(n_samples)
+    return (X, y, params) if return_params else (X, y)
+
+
+def make_frappe_like(n_samples=200000, *, n_factors=8, dtype=np.float32, random_state=None):
+    """Data of Frappe's shape: 10 one-hot fields with Frappe's sizes (5,382 features) and a
+    Zipf-like value popularity, labels from a planted FM.  For benchmarks."""
+    return make_fm_classification(n_samples, field_sizes=FRAPPE_FIELD_SIZES, n_factors=n_factors,
+                                  skew=1.0, dtype=dtype, random_state=random_state)
+
+
+def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_context=2,
+                      context_size=10, n_factors=4, holdout=0.5, scale=1.5, dtype=np.float64,
+                      random_state=None, return_params=False):
+    """The case MixFM targets: user-item interactions never observed in training.
+
+    Rows have a user, an item and ``n_context`` context fields (one-hot).  Labels come from a
+    planted FM (``y ~ Bernoulli(sigmoid(f(x)))``).  The user-item grid is split at random:
+    a fraction ``holdout`` of the (user, item) pairs never appears in the training rows, and
+    every test row uses such a pair, so the test set asks the model to score feature pairs
+    that never co-occurred in training.
+
+    Returns
+    -------
+    X_train, X_test, y_train, y_test[, params]
+    """
+    rs = check_random_state(random_state)
+    if not 0.0 < holdout < 1.0:
+        raise ValueError("holdout must be in (0, 1).")
+    sizes = np.array([n_users, n_items] + [context_size] * n_context, dtype=np.int64)
+    n_features = int(sizes.sum())
+    params = _planted_fm(n_features, n_factors, rs, scale)
+    unseen = rs.random_sample((n_users, n_items)) < holdout
+
+    def draw(n, want_unseen):
+        cols = np.empty((n, len(sizes)), dtype=np.int64)
+        filled = 0
+        while filled < n:
+            u = rs.randint(n_users, size=2 * n)
+            i = rs.randint(n_items, size=2 * n)
+            keep = unseen[u, i] == want_unseen
+            take = min(n - filled, int(keep.sum()))
+            cols[filled:filled + take, 0] = u[keep][:take]
+            cols[filled:filled + take, 1] = n_users + i[keep][:take]
+            filled += take
+        off = n_users + n_items
+        for c in range(n_context):
+            cols[:, 2 + c] = off + c * context_size + rs.randint(context_size, size=n)
+        X = _one_hot(cols, n_features, dtype)
+        return X
+
+    X_train, X_test = draw(n_train, False), draw(n_test, True)
+    f_train = fm_output(X_train, params)
+    params["intercept"] = -float(np.median(f_train))
+    out = []
+    for X in (X_train, X_test):
+        f = fm_output(X, params)
+        out.append((rs.random_sample(X.shape[0]) < 1.0 / (1.0 + np.exp(-f))).astype(np.int64))
+    res = (X_train, X_test, out[0], out[1])
+    return res + (params,) if return_params else res
