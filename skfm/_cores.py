@@ -7,7 +7,8 @@ estimators pickle and clone like any sklearn estimator.  Every core provides
 - ``init_state(params, solver)`` -> optimizer state (moments of the touched rows and the dense part)
 - ``decision(params, X)`` -> f(x) for the rows of a :class:`~skfm._trainer.CSRData`
 - ``saliency(params, X, y, loss_id)`` -> per-row SMFM saliency (Eq. 5)
-- ``train_epoch(params, state, src0, src1, order, hp, slot)`` -> (loss sum, steps, status)
+- ``train_epoch(params, state, block, hp, slot)`` -> (loss sum, steps, status), ``block`` the
+  epoch's rows in training order as (indptr, indices, data, y, sw)
 
 and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM, AFM and IFM
 plug in here with their own parameter dicts and kernels.
@@ -52,9 +53,9 @@ class FMCore:
         return out
 
     @staticmethod
-    def train_epoch(params, state, src0, src1, order, hp, slot):
+    def train_epoch(params, state, block, hp, slot):
         loss, steps, status = kfm.train_epoch(
-            src0, src1, order, hp["batch_size"], params["w0"], params["T"], state["w0"],
+            *block, hp["batch_size"], params["w0"], params["T"], state["w0"],
             state["T"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
             hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], True, slot)
         state["t"] += steps

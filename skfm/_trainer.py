@@ -8,6 +8,7 @@ import contextlib
 import numba
 import numpy as np
 
+from ._kernels import csr as kcsr
 from ._kernels import mixup as kmix
 
 _EMPTY_CACHE = {}
@@ -156,10 +157,13 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
         order = order[rng.permutation(len(order))]
     total = 0.0
     steps = 0
+    block = None
     for k in range(n_out):
         s0 = (X.indptr, X.indices, X.data, Y[:, k], sw)
         s1 = (src1[0], src1[1], src1[2], src1[3][:, k], src1[4])
-        loss, steps, status = core.train_epoch(params[k], states[k], s0, s1, order, hp, slot)
+        if block is None or n_out > 1:
+            block = kcsr.gather_rows(s0, s1, order)
+        loss, steps, status = core.train_epoch(params[k], states[k], block, hp, slot)
         total += loss
         if status:
             return total / len(order), steps, status

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .csr import gather_rows, transpose_batch
 from .losses import loss_deriv, loss_value
 from .mixup import draw_one
 from .optim import ADAM, adam_lr, update_dense, update_rows
@@ -83,87 +84,17 @@ def fm_saliency(indptr, indices, data, y, w0, T, loss_id, out):
 
 
 # ----------------------------------------------------------------------------- training
-@njit(cache=True, inline="always")
-def _forward_train_row(indices, data, a, e, yr, swr, inv_b, w0, T, S, Q, b, G, L, loss_id):
-    lin = _row_sums(indices, data, a, e, T, S[b], Q[b])
-    f = w0[0] + lin + 0.5 * _pair_term(S[b], Q[b])
-    L[b] = swr * loss_value(f, yr, loss_id)
-    G[b] = swr * inv_b * loss_deriv(f, yr, loss_id)
-
-
 @njit(cache=True, parallel=True)
-def forward_batch(src0, src1, order, start, B, w0, T, S, Q, G, L, loss_id):
-    """Phase 1, rows in parallel: per-row sums S[b] and dL/df (weighted, divided by B) in G[b].
-
-    ``src0``/``src1`` are (indptr, indices, data, y, sw) tuples of the original and the augmented
-    rows; ``order[start + b]`` names row b of the batch, ids >= n0 refer to ``src1``.
-    """
-    n0 = src0[0].shape[0] - 1
+def forward_batch(indptr, indices, data, y, sw, start, B, w0, T, S, Q, G, L, loss_id):
+    """Phase 1, rows [start, start + B) of an epoch block in parallel: the row sums S[b], the
+    weighted loss L[b] and G[b] = sw_b / B * dL/df."""
     inv_b = 1.0 / B
     for b in prange(B):
-        r = order[start + b]
-        if r < n0:
-            _forward_train_row(src0[1], src0[2], src0[0][r], src0[0][r + 1], src0[3][r], src0[4][r],
-                               inv_b, w0, T, S, Q, b, G, L, loss_id)
-        else:
-            r -= n0
-            _forward_train_row(src1[1], src1[2], src1[0][r], src1[0][r + 1], src1[3][r], src1[4][r],
-                               inv_b, w0, T, S, Q, b, G, L, loss_id)
-
-
-@njit(cache=True, inline="always")
-def _count_row(indices, a, e, slot, uniq, cnt, nu):
-    for p in range(a, e):
-        j = indices[p]
-        u = slot[j]
-        if u < 0:
-            u = nu
-            slot[j] = nu
-            uniq[nu] = j
-            cnt[nu] = 0
-            nu += 1
-        cnt[u] += 1
-    return nu
-
-
-@njit(cache=True, inline="always")
-def _place_row(indices, data, a, e, b, slot, fill, occ_b, occ_x):
-    for p in range(a, e):
-        u = slot[indices[p]]
-        o = fill[u]
-        occ_b[o] = b
-        occ_x[o] = data[p]
-        fill[u] = o + 1
-
-
-@njit(cache=True)
-def transpose_batch(src0, src1, order, start, B, slot, uniq, cnt, ptr, occ_b, occ_x):
-    """The batch's unique features (in order of first appearance) and, for each, its (row, value)
-    occurrences in row order: a counting sort in O(nnz).  ``slot`` (n_features,) must be -1
-    everywhere on entry and is restored on exit.  Returns the number of unique features."""
-    n0 = src0[0].shape[0] - 1
-    nu = 0
-    for b in range(B):
-        r = order[start + b]
-        if r < n0:
-            nu = _count_row(src0[1], src0[0][r], src0[0][r + 1], slot, uniq, cnt, nu)
-        else:
-            r -= n0
-            nu = _count_row(src1[1], src1[0][r], src1[0][r + 1], slot, uniq, cnt, nu)
-    ptr[0] = 0
-    for u in range(nu):
-        ptr[u + 1] = ptr[u] + cnt[u]
-        cnt[u] = ptr[u]  # reused as the fill position
-    for b in range(B):
-        r = order[start + b]
-        if r < n0:
-            _place_row(src0[1], src0[2], src0[0][r], src0[0][r + 1], b, slot, cnt, occ_b, occ_x)
-        else:
-            r -= n0
-            _place_row(src1[1], src1[2], src1[0][r], src1[0][r + 1], b, slot, cnt, occ_b, occ_x)
-    for u in range(nu):
-        slot[uniq[u]] = -1
-    return nu
+        r = start + b
+        lin = _row_sums(indices, data, indptr[r], indptr[r + 1], T, S[b], Q[b])
+        f = w0[0] + lin + 0.5 * _pair_term(S[b], Q[b])
+        L[b] = sw[r] * loss_value(f, y[r], loss_id)
+        G[b] = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
 
 
 @njit(cache=True, parallel=True)
@@ -191,31 +122,35 @@ def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
 
 
 @njit(cache=True)
-def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
-    """Gradient of one batch's objective with the training code path (for tests and tools).
+def _max_row_nnz(indptr):
+    m = 0
+    for r in range(indptr.shape[0] - 1):
+        m = max(m, indptr[r + 1] - indptr[r])
+    return m
 
-    Objective: (1/B) sum_b sw_b l(f(x_b), y_b) + (alpha/2) sum_{j in batch} ||T_j||^2.
-    Returns (objective, dL/dw0, unique features, their gradient rows)."""
+
+@njit(cache=True)
+def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
+    """Gradient of one batch's objective along the training code path (for tests and tools).
+
+    The batch is rows ``order[start:start + B]`` of the union of ``src0`` and ``src1`` (see
+    :func:`skfm._kernels.csr.gather_rows`).  Objective:
+    (1/B) sum_b sw_b l(f(x_b), y_b) + (alpha/2) sum_{j in batch} ||T_j||^2.
+    Returns (objective, d/dw0, unique features, their gradient rows)."""
+    ip, ind, dat, y, sw = gather_rows(src0, src1, order[start:start + B])
     d = T.shape[1] - 1
-    cap = 0
-    for b in range(B):
-        r = order[start + b]
-        n0 = src0[0].shape[0] - 1
-        if r < n0:
-            cap += src0[0][r + 1] - src0[0][r]
-        else:
-            cap += src1[0][r - n0 + 1] - src1[0][r - n0]
+    cap = ind.shape[0]
     S = np.empty((B, d), T.dtype)
     Q = np.empty((B, d), T.dtype)
     G = np.empty(B, T.dtype)
     L = np.empty(B)
-    forward_batch(src0, src1, order, start, B, w0, T, S, Q, G, L, loss_id)
+    forward_batch(ip, ind, dat, y, sw, 0, B, w0, T, S, Q, G, L, loss_id)
     uniq = np.empty(cap, np.int32)
-    cnt = np.empty(cap + 1, np.int64)
+    cnt = np.empty(cap, np.int64)
     ptr = np.empty(cap + 1, np.int64)
     occ_b = np.empty(cap, np.int32)
     occ_x = np.empty(cap, T.dtype)
-    nu = transpose_batch(src0, src1, order, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+    nu = transpose_batch(ip, ind, dat, 0, B, slot, uniq, cnt, ptr, occ_b, occ_x)
     GT = np.empty((nu, d + 1), T.dtype)
     feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
     obj = 0.0
@@ -232,27 +167,25 @@ def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
 
 
 @njit(cache=True)
-def train_epoch(src0, src1, order, batch_size, w0, T, st0, stT, solver, lr, beta_1, beta_2,
-                eps, step, loss_id, alpha, fit_intercept, slot):
-    """One pass over ``order`` in minibatches: forward, transpose, gradients, lazy update.
+def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solver, lr, beta_1,
+                beta_2, eps, step, loss_id, alpha, fit_intercept, slot):
+    """One pass over the rows of an epoch block (already in training order) in minibatches:
+    forward, transpose, gradients, lazy update.
 
     Returns (sum of weighted row losses, number of steps taken, status) with status 0 = fine,
-    1 = a non-finite loss (the batch was not applied), 2 = a parameter became non-finite."""
-    n_tot = order.shape[0]
+    1 = a non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
+    n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    max_nnz = 0
-    for src in (src0, src1):
-        ip = src[0]
-        for r in range(ip.shape[0] - 1):
-            max_nnz = max(max_nnz, ip[r + 1] - ip[r])
-    Bmax = min(batch_size, n_tot)
-    cap = Bmax * max_nnz
+    Bmax = min(batch_size, n)
+    cap = 0
+    for start in range(0, n, batch_size):
+        cap = max(cap, indptr[min(n, start + batch_size)] - indptr[start])
     S = np.empty((Bmax, d), T.dtype)
     Q = np.empty((Bmax, d), T.dtype)
     G = np.empty(Bmax, T.dtype)
     L = np.empty(Bmax)
     uniq = np.empty(cap, np.int32)
-    cnt = np.empty(cap + 1, np.int64)
+    cnt = np.empty(cap, np.int64)
     ptr = np.empty(cap + 1, np.int64)
     occ_b = np.empty(cap, np.int32)
     occ_x = np.empty(cap, T.dtype)
@@ -261,9 +194,9 @@ def train_epoch(src0, src1, order, batch_size, w0, T, st0, stT, solver, lr, beta
     g0 = np.empty(1)
     total = 0.0
     n_steps = 0
-    for start in range(0, n_tot, batch_size):
-        B = min(batch_size, n_tot - start)
-        forward_batch(src0, src1, order, start, B, w0, T, S, Q, G, L, loss_id)
+    for start in range(0, n, batch_size):
+        B = min(batch_size, n - start)
+        forward_batch(indptr, indices, data, y, sw, start, B, w0, T, S, Q, G, L, loss_id)
         batch_loss = 0.0
         g0[0] = 0.0
         for b in range(B):
@@ -272,7 +205,7 @@ def train_epoch(src0, src1, order, batch_size, w0, T, st0, stT, solver, lr, beta
         if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
             return total, n_steps, 1
         total += batch_loss
-        nu = transpose_batch(src0, src1, order, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+        nu = transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
         feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
         step += 1
         n_steps += 1

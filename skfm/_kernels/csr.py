@@ -1,0 +1,85 @@
+"""Model-agnostic CSR helpers of the trainer: gathering an epoch's rows and transposing a batch."""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def gather_rows(src0, src1, order):
+    """Rows ``order`` of the union of two sources as one CSR block in that order.
+
+    ``src0``/``src1`` are (indptr, indices, data, y, sw) tuples; ids >= n0 (rows of src0) name
+    rows of src1.  Returns (indptr, indices, data, y, sw).  Gathering once per epoch turns the
+    random row accesses of a shuffled epoch into sequential ones for every later pass."""
+    ip0, ind0, dat0, y0, sw0 = src0
+    ip1, ind1, dat1, y1, sw1 = src1
+    n0 = ip0.shape[0] - 1
+    m = order.shape[0]
+    ip = np.empty(m + 1, np.int64)
+    sizes = np.empty(m, np.int64)
+    for i in prange(m):
+        r = order[i]
+        if r < n0:
+            sizes[i] = ip0[r + 1] - ip0[r]
+        else:
+            sizes[i] = ip1[r - n0 + 1] - ip1[r - n0]
+    ip[0] = 0
+    for i in range(m):
+        ip[i + 1] = ip[i] + sizes[i]
+    ind = np.empty(ip[m], np.int32)
+    dat = np.empty(ip[m], dat0.dtype)
+    y = np.empty(m)
+    sw = np.empty(m)
+    for i in prange(m):
+        r = order[i]
+        o = ip[i]
+        if r < n0:
+            a = ip0[r]
+            for p in range(ip0[r + 1] - a):
+                ind[o + p] = ind0[a + p]
+                dat[o + p] = dat0[a + p]
+            y[i] = y0[r]
+            sw[i] = sw0[r]
+        else:
+            r -= n0
+            a = ip1[r]
+            for p in range(ip1[r + 1] - a):
+                ind[o + p] = ind1[a + p]
+                dat[o + p] = dat1[a + p]
+            y[i] = y1[r]
+            sw[i] = sw1[r]
+    return ip, ind, dat, y, sw
+
+
+@njit(cache=True)
+def transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x):
+    """Rows [start, start + B) of a CSR block, transposed by a counting sort in O(nnz).
+
+    Fills ``uniq[:nu]`` (the batch's unique features in order of first appearance) and, for each
+    u < nu, its occurrences ``occ_b[ptr[u]:ptr[u+1]]`` (row within the batch, ascending) with
+    values ``occ_x``.  ``slot`` (n_features,) must be -1 everywhere on entry; it is restored on
+    exit.  ``cnt`` is scratch of the size of ``uniq``.  Returns nu."""
+    nu = 0
+    for p in range(indptr[start], indptr[start + B]):
+        j = indices[p]
+        u = slot[j]
+        if u < 0:
+            u = nu
+            slot[j] = nu
+            uniq[nu] = j
+            cnt[nu] = 0
+            nu += 1
+        cnt[u] += 1
+    ptr[0] = 0
+    for u in range(nu):
+        ptr[u + 1] = ptr[u] + cnt[u]
+        cnt[u] = ptr[u]  # now the fill position
+    for b in range(B):
+        for p in range(indptr[start + b], indptr[start + b + 1]):
+            u = slot[indices[p]]
+            o = cnt[u]
+            occ_b[o] = b
+            occ_x[o] = data[p]
+            cnt[u] = o + 1
+    for u in range(nu):
+        slot[uniq[u]] = -1
+    return nu
