@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import FASTMATH
 from .csr import gather_rows, transpose_batch
 from .losses import loss_deriv, loss_value
 from .mixup import draw_one
@@ -25,7 +26,7 @@ from .optim import ADAM, adam_lr, update_dense, update_rows
 _CHUNK = 256  # rows per task in prediction-style loops
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _row_sums(indices, data, a, e, T, s, q):
     """Fill s, q (length d) for the row stored at [a, e); return sum_j w_j x_j."""
     d = s.shape[0]
@@ -44,7 +45,7 @@ def _row_sums(indices, data, a, e, T, s, q):
     return lin
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _pair_term(s, q):
     """sum_f (s_f^2 - q_f), i.e. twice the pairwise interaction term."""
     acc = 0.0
@@ -53,7 +54,7 @@ def _pair_term(s, q):
     return acc
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fm_decision(indptr, indices, data, w0, T, out):
     """out[r] = f(x_r) for every row of the CSR matrix."""
     n = indptr.shape[0] - 1
@@ -67,7 +68,7 @@ def fm_decision(indptr, indices, data, w0, T, out):
             out[r] = w0[0] + lin + 0.5 * _pair_term(s, q)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fm_saliency(indptr, indices, data, y, w0, T, loss_id, out):
     """out[r] = sum_j x_rj dL(f(x_r), y_r)/dx_rj (SMFM Eq. 5) for every row."""
     n = indptr.shape[0] - 1
@@ -84,7 +85,7 @@ def fm_saliency(indptr, indices, data, y, w0, T, loss_id, out):
 
 
 # ----------------------------------------------------------------------------- training
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def forward_batch(indptr, indices, data, y, sw, start, B, w0, T, S, Q, G, L, loss_id):
     """Phase 1, rows [start, start + B) of an epoch block in parallel: the row sums S[b], the
     weighted loss L[b] and G[b] = sw_b / B * dL/df."""
@@ -97,7 +98,7 @@ def forward_batch(indptr, indices, data, y, sw, start, B, w0, T, S, Q, G, L, los
         G[b] = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
     """Phase 2, unique features in parallel: GT[u] = d(batch loss)/d T[uniq[u]] + alpha T[uniq[u]].
 
@@ -121,7 +122,7 @@ def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
                 GT[u, k + 1] += alpha * T[j, k + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _max_row_nnz(indptr):
     m = 0
     for r in range(indptr.shape[0] - 1):
@@ -129,7 +130,7 @@ def _max_row_nnz(indptr):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
     """Gradient of one batch's objective along the training code path (for tests and tools).
 
@@ -166,7 +167,7 @@ def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
     return obj + 0.5 * alpha * reg, g0, uniq[:nu].copy(), GT
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solver, lr, beta_1,
                 beta_2, eps, step, loss_id, alpha, fit_intercept, slot):
     """One pass over the rows of an epoch block (already in training order) in minibatches:
@@ -223,7 +224,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
 
 
 # ----------------------------------------------------------------------- saliency-guided mixup
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fm_row_stats(indptr, indices, data, T):
     """Per row: lin = sum_j w_j x_j, s (d,), Q = sum_f q_f.  Mixing is linear in x, so a mixed
     row's s and lin follow from its parents' and only the shared features correct Q."""
@@ -244,10 +245,21 @@ def fm_row_stats(indptr, indices, data, T):
     return lin, S, Qt
 
 
-@njit(cache=True, inline="always")
-def _shared_q(indices, data, a1, e1, a2, e2, T):
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def factor_sq_norms(T):
+    """||v_j||^2 for every feature."""
+    out = np.empty(T.shape[0])
+    for j in prange(T.shape[0]):
+        acc = 0.0
+        for k in range(1, T.shape[1]):
+            acc += T[j, k] * T[j, k]
+        out[j] = acc
+    return out
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _shared_q(indices, data, a1, e1, a2, e2, nrm):
     """sum over features j in both rows of x_j r_j ||v_j||^2."""
-    d = T.shape[1] - 1
     acc = 0.0
     while a1 < e1 and a2 < e2:
         j1 = indices[a1]
@@ -257,23 +269,21 @@ def _shared_q(indices, data, a1, e1, a2, e2, T):
         elif j2 < j1:
             a2 += 1
         else:
-            nv = 0.0
-            for k in range(d):
-                nv += T[j1, k + 1] * T[j1, k + 1]
-            acc += data[a1] * data[a2] * nv
+            acc += data[a1] * data[a2] * nrm[j1]
             a1 += 1
             a2 += 1
     return acc
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, loss_id,
-                       lin, S, Qt):
+                       lin, S, Qt, nrm):
     """Alg. 2 for FM: for each first parent i draw p candidates (stream (seed, epoch, i p + k))
     and keep the one whose mixed row has the largest saliency under (w0, T); p == 1 is Alg. 1.
 
     The saliency of lam x + (1 - lam) r is evaluated in closed form from the parents' row stats
-    (see fm_row_stats) in O(d + nnz) instead of O(nnz d).  Returns (partners, lams)."""
+    (see fm_row_stats) and the factor norms ``nrm`` (factor_sq_norms) in O(d + nnz) instead of
+    O(nnz d).  Returns (partners, lams)."""
     m = parents.shape[0]
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
@@ -299,7 +309,7 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                     t = lam * S[r1, f] + mu * S[r2, f]
                     ss += t * t
                 cq = _shared_q(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
-                               indptr[r2 + 1], T)
+                               indptr[r2 + 1], nrm)
                 pair2 = ss - (lam * lam * Qt[r1] + mu * mu * Qt[r2] + 2.0 * lam * mu * cq)
                 ln = lam * lin[r1] + mu * lin[r2]
                 fv = w0[0] + ln + 0.5 * pair2

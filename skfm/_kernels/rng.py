@@ -3,7 +3,7 @@
 Every random draw inside a kernel is a pure function of ``(seed, stream, counter)`` (SplitMix64
 hashing), so a parallel loop gives the same numbers whatever the number of threads or the order in
 which rows are processed.  ``beta`` uses Marsaglia & Tsang's gamma sampler (with the ``U**(1/a)``
-boost for shape < 1).
+boost for shape < 1), and exact shortcuts for Beta(1/2, 1/2) and Beta(1, 1).
 """
 import math
 
@@ -80,7 +80,13 @@ def gamma(state, shape):
 
 @njit(cache=True)
 def beta(state, a, b):
-    """Beta(a, b) as G_a / (G_a + G_b)."""
+    """Beta(a, b) as G_a / (G_a + G_b); Beta(1/2, 1/2) (the mixup default) directly as the
+    arcsine law sin^2(pi U / 2), and Beta(1, 1) as U."""
+    if a == 0.5 and b == 0.5:
+        s = math.sin(0.5 * math.pi * uniform(state))
+        return s * s
+    if a == 1.0 and b == 1.0:
+        return uniform(state)
     x = gamma(state, a)
     y = gamma(state, b)
     s = x + y
