@@ -21,7 +21,7 @@ from . import FASTMATH
 from .csr import gather_rows, transpose_batch
 from .losses import loss_deriv, loss_value
 from .mixup import draw_one
-from .optim import ADAM, adam_lr, update_dense, update_rows
+from .optim import ADAM, adam_lr, update_dense, update_row
 
 _CHUNK = 256  # rows per task in prediction-style loops
 
@@ -98,28 +98,44 @@ def forward_batch(indptr, indices, data, y, sw, start, B, w0, T, S, Q, G, L, los
         G[b] = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
-    """Phase 2, unique features in parallel: GT[u] = d(batch loss)/d T[uniq[u]] + alpha T[uniq[u]].
-
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
+    """GT[u] = d(batch loss)/d T[j] + alpha T[j] for j = uniq[u]:
     d/dw_j = sum_b g_b x_bj;  d/dv_jf = sum_b g_b x_bj (s_bf - v_jf x_bj), summed in row order."""
     d = T.shape[1] - 1
+    j = uniq[u]
+    gw = 0.0
+    for k in range(d + 1):
+        GT[u, k] = 0.0
+    for o in range(ptr[u], ptr[u + 1]):
+        b = occ_b[o]
+        x = occ_x[o]
+        gx = G[b] * x
+        gw += gx
+        for k in range(d):
+            GT[u, k + 1] += gx * (S[b, k] - T[j, k + 1] * x)
+    GT[u, 0] = gw + alpha * T[j, 0]
+    if alpha != 0.0:
+        for k in range(d):
+            GT[u, k + 1] += alpha * T[j, k + 1]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
+    """Phase 2 without the update (for batch_gradient): the batch's unique features in parallel."""
     for u in prange(nu):
-        j = uniq[u]
-        gw = 0.0
-        for k in range(d + 1):
-            GT[u, k] = 0.0
-        for o in range(ptr[u], ptr[u + 1]):
-            b = occ_b[o]
-            x = occ_x[o]
-            gx = G[b] * x
-            gw += gx
-            for k in range(d):
-                GT[u, k + 1] += gx * (S[b, k] - T[j, k + 1] * x)
-        GT[u, 0] = gw + alpha * T[j, 0]
-        if alpha != 0.0:
-            for k in range(d):
-                GT[u, k + 1] += alpha * T[j, k + 1]
+        _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, lr, lr_t,
+                     beta_1, beta_2, eps, bad):
+    """Phase 2 of a training step: each unique feature's gradient row, then its lazy optimizer
+    update, in one parallel loop over the features (each row has a single owner)."""
+    for u in prange(nu):
+        _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
+        ok = update_row(T, stT, GT, u, uniq[u], solver, lr, lr_t, beta_1, beta_2, eps)
+        bad[u] = 0 if ok else 1
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -207,11 +223,11 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
             return total, n_steps, 1
         total += batch_loss
         nu = transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
-        feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
         step += 1
         n_steps += 1
         lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
-        update_rows(T, stT, GT, uniq, nu, solver, lr, lr_t, beta_1, beta_2, eps, bad)
+        grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, lr, lr_t,
+                         beta_1, beta_2, eps, bad)
         ok = True
         if fit_intercept:
             ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)

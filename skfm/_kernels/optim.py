@@ -9,7 +9,7 @@ does not touch keeps its moments unchanged (dense Adam would decay them and keep
 """
 import math
 
-from numba import njit, prange
+from numba import njit
 
 SGD = 0
 ADAGRAD = 1
@@ -36,29 +36,22 @@ def update_elem(p, g, m, v, solver, lr, lr_t, beta_1, beta_2, eps):
     return p, m, v
 
 
-@njit(cache=True, parallel=True)
-def update_rows(P, S, G, rows, n_rows, solver, lr, lr_t, beta_1, beta_2, eps, bad):
-    """``P[rows[u]] -= step(G[u])`` for u < n_rows, rows in parallel (each row has one owner).
-
-    P: (n_features, k) parameters, S: (2, n_features, k) optimizer state (or (2, 0, k) for SGD),
-    G: (>= n_rows, k) gradients.  ``bad[u]`` is set to 1 when row u became non-finite.
-    """
-    k = P.shape[1]
-    for u in prange(n_rows):
-        j = rows[u]
-        ok = True
-        for c in range(k):
-            if solver == 0:
-                p = P[j, c] - lr * G[u, c]
-            else:
-                p, m, v = update_elem(P[j, c], G[u, c], S[0, j, c], S[1, j, c],
-                                      solver, lr, lr_t, beta_1, beta_2, eps)
-                S[0, j, c] = m
-                S[1, j, c] = v
-            P[j, c] = p
-            if not math.isfinite(p):
-                ok = False
-        bad[u] = 0 if ok else 1
+@njit(cache=True, inline="always")
+def update_row(P, S, G, u, j, solver, lr, lr_t, beta_1, beta_2, eps):
+    """``P[j] -= step(G[u])`` with state ``S[:, j]``; returns False if P[j] became non-finite."""
+    ok = True
+    for c in range(P.shape[1]):
+        if solver == SGD:
+            p = P[j, c] - lr * G[u, c]
+        else:
+            p, m, v = update_elem(P[j, c], G[u, c], S[0, j, c], S[1, j, c],
+                                  solver, lr, lr_t, beta_1, beta_2, eps)
+            S[0, j, c] = m
+            S[1, j, c] = v
+        P[j, c] = p
+        if not math.isfinite(p):
+            ok = False
+    return ok
 
 
 @njit(cache=True)
