@@ -63,8 +63,8 @@ class FMCore:
 
     @staticmethod
     def select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id):
-        lin, S, Qt = kfm.fm_row_stats(X.indptr, X.indices, X.data, params["T"])
+        R = kfm.fm_row_stats(X.indptr, X.indices, X.data, params["T"])
         nrm = kfm.factor_sq_norms(params["T"])
         return kfm.fm_select_partners(
             X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64), parents, p,
-            seed, epoch, a, b, params["w0"], params["T"], loss_id, lin, S, Qt, nrm)
+            seed, epoch, a, b, params["w0"], params["T"], loss_id, R, nrm)

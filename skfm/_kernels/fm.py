@@ -242,23 +242,28 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
 # ----------------------------------------------------------------------- saliency-guided mixup
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fm_row_stats(indptr, indices, data, T):
-    """Per row: lin = sum_j w_j x_j, s (d,), Q = sum_f q_f.  Mixing is linear in x, so a mixed
-    row's s and lin follow from its parents' and only the shared features correct Q."""
+    """Per row r, packed in one row of R (n, d + 3) so a random partner costs one contiguous
+    read: R[r, :d] = s (sum_j v_j x_j), R[r, d] = lin (sum_j w_j x_j), R[r, d + 1] = Q
+    (sum_f q_f) and R[r, d + 2] = ||s||^2.  Mixing is linear in x, so a mixed row's s and lin
+    follow from its parents' and only the features the parents share correct Q."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    lin = np.empty(n)
-    S = np.empty((n, d), T.dtype)
-    Qt = np.empty(n)
+    R = np.empty((n, d + 3), T.dtype)
     n_chunks = (n + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
+        s = np.empty(d, T.dtype)
         q = np.empty(d, T.dtype)
         for r in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            lin[r] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, S[r], q)
-            acc = 0.0
+            R[r, d] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
+            qt = 0.0
+            ss = 0.0
             for k in range(d):
-                acc += q[k]
-            Qt[r] = acc
-    return lin, S, Qt
+                R[r, k] = s[k]
+                qt += q[k]
+                ss += s[k] * s[k]
+            R[r, d + 1] = qt
+            R[r, d + 2] = ss
+    return R
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -293,12 +298,12 @@ def _shared_q(indices, data, a1, e1, a2, e2, nrm):
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, loss_id,
-                       lin, S, Qt, nrm):
+                       R, nrm):
     """Alg. 2 for FM: for each first parent i draw p candidates (stream (seed, epoch, i p + k))
     and keep the one whose mixed row has the largest saliency under (w0, T); p == 1 is Alg. 1.
 
     The saliency of lam x + (1 - lam) r is evaluated in closed form from the parents' row stats
-    (see fm_row_stats) and the factor norms ``nrm`` (factor_sq_norms) in O(d + nnz) instead of
+    ``R`` (see fm_row_stats) and the factor norms ``nrm`` (factor_sq_norms) in O(d + nnz) instead of
     O(nnz d).  Returns (partners, lams)."""
     m = parents.shape[0]
     n = indptr.shape[0] - 1
@@ -320,14 +325,16 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                     best_lam = lam
                     break
                 mu = 1.0 - lam
-                ss = 0.0
+                dot = 0.0
                 for f in range(d):
-                    t = lam * S[r1, f] + mu * S[r2, f]
-                    ss += t * t
+                    dot += R[r1, f] * R[r2, f]
                 cq = _shared_q(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
                                indptr[r2 + 1], nrm)
-                pair2 = ss - (lam * lam * Qt[r1] + mu * mu * Qt[r2] + 2.0 * lam * mu * cq)
-                ln = lam * lin[r1] + mu * lin[r2]
+                # ||lam s1 + mu s2||^2 - q(lam x + mu r), q with the shared-feature cross term
+                pair2 = (lam * lam * (R[r1, d + 2] - R[r1, d + 1])
+                         + mu * mu * (R[r2, d + 2] - R[r2, d + 1])
+                         + 2.0 * lam * mu * (dot - cq))
+                ln = lam * R[r1, d] + mu * R[r2, d]
                 fv = w0[0] + ln + 0.5 * pair2
                 sal = loss_deriv(fv, lam * y[r1] + mu * y[r2], loss_id) * (ln + pair2)
                 if best_r < 0 or sal > best:
