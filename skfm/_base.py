@@ -6,6 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -72,7 +73,8 @@ class BaseFactorizationMachine(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
-        "n_jobs": [None, Integral],
+        "n_jobs": [None, Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left")],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
@@ -286,12 +288,8 @@ class BaseFactorizationMachine(BaseEstimator):
                 self.n_iter_ += 1
                 self.t_ += steps
                 if status or not np.isfinite(loss):
-                    self._forget()
-                    raise TrainingDivergedError(
-                        f"Training diverged in epoch {epoch + 1}: the "
-                        f"{'loss' if status != 2 else 'parameters'} became non-finite. Use a "
-                        f"lower learning_rate_init (now {self.learning_rate_init:g}) or scale "
-                        "the input features; the estimator has been reset to unfitted.")
+                    self._diverged(f"in epoch {epoch + 1}", "parameters" if status == 2 else
+                                   "loss")
                 self.loss_curve_.append(float(loss))
                 msg = f"Epoch {self.n_iter_}, loss = {loss:.6f}"
                 if early:
@@ -322,13 +320,30 @@ class BaseFactorizationMachine(BaseEstimator):
                     break
         if early and best_params is not None:
             self._params = best_params
+        # Finite parameters can still give infinite outputs once they have blown up: check the
+        # model on (up to) 1024 training rows before returning it.
+        probe = Xc.take(np.arange(min(Xc.n_rows, 1024)))
+        with np.errstate(all="ignore"):
+            if not np.isfinite(self._decision(probe)).all():
+                self._diverged(f"after epoch {self.n_iter_}", "model outputs")
         if not partial and not stopped:
             warnings.warn(f"Stochastic optimizer: maximum iterations ({epochs}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
         return self
 
+    def _diverged(self, when, what):
+        self._forget()
+        raise TrainingDivergedError(
+            f"Training diverged {when}: the {what} became non-finite. Use a lower "
+            f"learning_rate_init (now {self.learning_rate_init:g}) or scale the input features; "
+            "the estimator has been reset to unfitted.")
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_params")
+
     def _forget(self):
-        for name in ("_params", "_states", "n_iter_", "t_", "loss_curve_", "best_loss_",
+        for name in ("_params", "_states", "_states_solver", "n_iter_", "t_", "loss_curve_",
+                     "best_loss_", "validation_scores_", "best_validation_score_",
                      "n_features_in_", "classes_", "_rng"):
             if hasattr(self, name):
                 delattr(self, name)
@@ -340,10 +355,11 @@ class BaseFactorizationMachine(BaseEstimator):
 
     def _mean_loss(self, X, Y, sw):
         F = self._decision(X)
-        if self._loss_id == LOGISTIC:
-            L = np.logaddexp(0.0, F) - Y * F
-        else:
-            L = 0.5 * (F - Y) ** 2
+        with np.errstate(all="ignore"):
+            if self._loss_id == LOGISTIC:
+                L = np.logaddexp(0.0, F) - Y * F
+            else:
+                L = 0.5 * (F - Y) ** 2
         return float(np.average(L.sum(1), weights=sw)) if sw.sum() > 0 else float(L.sum(1).mean())
 
     def __sklearn_tags__(self):
@@ -373,6 +389,9 @@ class FMClassifierMixin(ClassifierMixin):
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in the data, but "
                     f"the data contain only one class: {self.classes_[0]!r}.")
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"classes={list(classes)!r} is not the same as on the first call to "
+                             f"partial_fit, was: {self.classes_.tolist()!r}.")
         unknown = np.setdiff1d(unique_labels(y), self.classes_)
         if len(unknown):
             raise ValueError(f"y contains labels not seen in classes_: {unknown.tolist()}.")
@@ -405,13 +424,15 @@ class FMClassifierMixin(ClassifierMixin):
         if F.ndim == 1:
             p = _sigmoid(F)
             return np.column_stack([1.0 - p, p])
-        P = _sigmoid(F)
-        s = P.sum(1, keepdims=True)
-        s[s == 0] = 1.0
-        return P / s
+        P = np.exp(_ovr_log_proba(F))
+        return P / P.sum(1, keepdims=True)  # exact normalisation after the log-space one
 
     def predict_log_proba(self, X):
-        return np.log(self.predict_proba(X))
+        """Logarithm of :meth:`predict_proba`, computed without underflow."""
+        F = self.decision_function(X)
+        if F.ndim == 1:
+            return np.column_stack([-np.logaddexp(0.0, F), -np.logaddexp(0.0, -F)])
+        return _ovr_log_proba(F)
 
     def predict(self, X):
         """Predicted class labels."""
@@ -453,3 +474,9 @@ class FMRegressorMixin(RegressorMixin):
 
 def _sigmoid(F):
     return np.exp(-np.logaddexp(0.0, -F))
+
+
+def _ovr_log_proba(F):
+    """log of the normalised one-vs-rest sigmoids, in log space (no all-zero rows)."""
+    logp = -np.logaddexp(0.0, -F)
+    return logp - logsumexp(logp, axis=1, keepdims=True)

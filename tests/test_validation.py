@@ -1,0 +1,404 @@
+"""Bad input and bad hyperparameters: each raises the right exception with a message that names
+the problem; a diverging fit raises TrainingDivergedError and leaves the estimator unfitted."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
+
+import skfm
+from skfm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
+                  SMFMRegressor, TrainingDivergedError)
+from skfm.datasets import make_fm_classification, make_fm_regression
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+ESTIMATORS = [FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
+              SMFMRegressor]
+
+
+def _name(Est):
+    return Est.__name__
+
+
+def _is_clf(Est):
+    return issubclass(Est, ClassifierMixin)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_fm_classification(n_samples=60, n_fields=3, field_size=4, random_state=0)
+    return X.toarray(), y
+
+
+@pytest.fixture(scope="module")
+def reg_data():
+    X, y = make_fm_regression(n_samples=60, n_fields=3, field_size=4, random_state=0)
+    return X.toarray(), y
+
+
+def _xy(Est, data, reg_data):
+    return data if _is_clf(Est) else reg_data
+
+
+# --------------------------------------------------------------------------- non-finite values
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_nan_in_X(Est, sparse, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    X = X.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Est().fit(sp.csr_matrix(X) if sparse else X, y)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_inf_in_X(Est, sparse, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    X = X.copy()
+    X[3, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        Est().fit(sp.csr_matrix(X) if sparse else X, y)
+
+
+@pytest.mark.parametrize("method", ["predict", "saliency"])
+def test_nan_in_X_at_predict(method, data):
+    X, y = data
+    clf = FMClassifier(max_iter=1).fit(X, y)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    args = (Xn, y) if method == "saliency" else (Xn,)
+    with pytest.raises(ValueError, match="NaN"):
+        getattr(clf, method)(*args)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_nan_in_y(Est, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    y = y.astype(float)
+    y[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Est().fit(X, y)
+
+
+def test_inf_in_y_regressor(reg_data):
+    X, y = reg_data
+    y = y.copy()
+    y[5] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        FMRegressor().fit(X, y)
+
+
+def test_nan_in_y_saliency_regressor(reg_data):
+    X, y = reg_data
+    reg = FMRegressor(max_iter=1).fit(X, y)
+    y = y.copy()
+    y[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        reg.saliency(X, y)
+
+
+# --------------------------------------------------------------------------- shapes
+@pytest.mark.parametrize("method", ["predict", "score", "saliency", "partial_fit"])
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_wrong_number_of_features(Est, method, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    est = Est(max_iter=1).fit(X, y)
+    args = (X[:, :-1],) if method == "predict" else (X[:, :-1], y)
+    with pytest.raises(ValueError, match=rf"{X.shape[1] - 1} features.*expecting "
+                                         rf"{X.shape[1]} features"):
+        getattr(est, method)(*args)
+
+
+@pytest.mark.parametrize("method", ["predict_proba", "decision_function"])
+def test_wrong_number_of_features_classifier_methods(method, data):
+    X, y = data
+    clf = FMClassifier(max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        getattr(clf, method)(np.hstack([X, X]))
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_empty_X(Est, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    with pytest.raises(ValueError, match="0 sample"):
+        Est().fit(X[:0], y[:0])
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_empty_X_at_predict(Est, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    est = Est(max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="0 sample"):
+        est.predict(X[:0])
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_zero_features(Est, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    with pytest.raises(ValueError, match="0 feature"):
+        Est().fit(X[:, :0], y)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, SMFMClassifier], ids=_name)
+def test_single_class(Est, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="class"):
+        Est().fit(X, np.ones(X.shape[0], dtype=int))
+
+
+def test_continuous_y_for_classifier(data, reg_data):
+    X, _ = data
+    _, y = reg_data
+    with pytest.raises(ValueError, match="continuous"):
+        FMClassifier().fit(X, y)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_mismatched_len_y(Est, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        Est().fit(X, y[:-1])
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_mismatched_len_y_saliency(Est, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    est = Est(max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="rows"):
+        est.saliency(X, y[:-1])
+
+
+def test_unknown_label_in_saliency(data):
+    X, y = data
+    clf = FMClassifier(max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="not seen"):
+        clf.saliency(X, y + 7)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_negative_sample_weight(Est, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    sw = np.ones(X.shape[0])
+    sw[2] = -1.0
+    with pytest.raises(ValueError, match="(?i)negative.*sample_weight"):
+        Est().fit(X, y, sample_weight=sw)
+
+
+def test_sample_weight_wrong_length(data):
+    X, y = data
+    with pytest.raises(ValueError, match="sample_weight"):
+        FMClassifier().fit(X, y, sample_weight=np.ones(X.shape[0] - 1))
+
+
+# --------------------------------------------------------------------------- hyperparameters
+INVALID_PARAMS = [
+    ("n_factors", -1),
+    ("n_factors", 2.5),
+    ("n_factors", "8"),
+    ("learning_rate_init", 0.0),
+    ("learning_rate_init", -0.01),
+    ("solver", "lbfgs"),
+    ("batch_size", 0),
+    ("batch_size", "big"),
+    ("max_iter", 0),
+    ("tol", -1e-3),
+    ("alpha", -1e-5),
+    ("init_std", -0.1),
+    ("validation_fraction", 1.0),
+    ("validation_fraction", 0.0),
+    ("n_iter_no_change", 0),
+    ("beta_1", 1.0),
+    ("beta_2", -0.1),
+    ("epsilon", 0.0),
+    ("n_jobs", "all"),
+    ("augmentation", "cutmix"),
+    ("mix_alpha", 0.0),
+    ("mix_alpha", -1.0),
+    ("mix_beta", 0.0),
+    ("mix_ratio", 0.0),
+    ("mix_ratio", -0.5),
+    ("n_candidates", 0),
+    ("shuffle", "yes"),
+]
+
+
+@pytest.mark.parametrize("name, value", INVALID_PARAMS,
+                         ids=[f"{n}={v!r}" for n, v in INVALID_PARAMS])
+@pytest.mark.parametrize("Est", ESTIMATORS, ids=_name)
+def test_invalid_hyperparameter(Est, name, value, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    est = Est(**{name: value})
+    with pytest.raises(InvalidParameterError, match=rf"'{name}' parameter of {Est.__name__}"):
+        est.fit(X, y)
+    assert not hasattr(est, "n_features_in_")
+
+
+@pytest.mark.parametrize("name, value", [("n_factors", -1), ("solver", "lbfgs"),
+                                         ("augmentation", "cutmix"), ("mix_ratio", 0.0)])
+def test_invalid_hyperparameter_partial_fit(name, value, data):
+    X, y = data
+    with pytest.raises(InvalidParameterError, match=name):
+        FMClassifier(**{name: value}).partial_fit(X, y, classes=[0, 1])
+
+
+def test_invalid_hyperparameter_is_a_value_error(data):
+    # InvalidParameterError subclasses ValueError, so `except ValueError` works for users
+    X, y = data
+    with pytest.raises(ValueError, match="n_factors"):
+        FMClassifier(n_factors=-3).fit(X, y)
+
+
+# --------------------------------------------------------------------------- partial_fit
+@pytest.mark.parametrize("Est", [FMClassifier, MixFMClassifier, SMFMClassifier], ids=_name)
+def test_partial_fit_without_classes_on_first_call(Est, data):
+    X, y = data
+    clf = Est()
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y)
+    assert not hasattr(clf, "classes_")
+
+
+def test_partial_fit_label_outside_classes(data):
+    X, y = data
+    with pytest.raises(ValueError, match="not seen"):
+        FMClassifier().partial_fit(X, y, classes=[0, 2])
+    clf = FMClassifier().partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="not seen"):
+        clf.partial_fit(X, np.where(y == 1, 5, 0))
+
+
+def test_partial_fit_classes_changed_on_later_call(data):
+    # as sklearn's SGDClassifier / MLPClassifier: `classes` may be repeated, not changed
+    X, y = data
+    clf = FMClassifier().partial_fit(X, y, classes=[0, 1])
+    clf.partial_fit(X, y, classes=[0, 1])  # the same classes again are fine
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_partial_fit_regressor_needs_no_classes(reg_data):
+    X, y = reg_data
+    reg = FMRegressor().partial_fit(X, y)
+    assert reg.n_iter_ == 1
+
+
+# --------------------------------------------------------------------------- not fitted
+@pytest.mark.parametrize("method", ["predict", "saliency", "score"])
+@pytest.mark.parametrize("Est", ESTIMATORS, ids=_name)
+def test_not_fitted(Est, method, data, reg_data):
+    X, y = _xy(Est, data, reg_data)
+    args = (X,) if method == "predict" else (X, y)
+    with pytest.raises(NotFittedError):
+        getattr(Est(), method)(*args)
+
+
+@pytest.mark.parametrize("method", ["predict_proba", "decision_function", "predict_log_proba"])
+def test_not_fitted_classifier_methods(method, data):
+    with pytest.raises(NotFittedError):
+        getattr(FMClassifier(), method)(data[0])
+
+
+@pytest.mark.parametrize("attr", ["intercept_", "coef_", "factors_"])
+def test_not_fitted_attributes(attr):
+    with pytest.raises(NotFittedError):
+        getattr(FMRegressor(), attr)
+
+
+# --------------------------------------------------------------------------- divergence
+def _diverging(Est):
+    """One-hot data scaled by 1e3 and a step of 1e6 with plain SGD: the loss explodes."""
+    maker = make_fm_classification if _is_clf(Est) else make_fm_regression
+    X, y = maker(n_samples=500, n_fields=4, field_size=5, random_state=0)
+    return X * 1e3, y
+
+
+def _assert_unfitted(est, X, y):
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    with pytest.raises(NotFittedError):
+        est.saliency(X, y)
+    for attr in ("n_features_in_", "n_iter_", "loss_curve_"):
+        assert not hasattr(est, attr), attr
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS, ids=_name)
+def test_divergence_raises_and_leaves_unfitted(Est):
+    X, y = _diverging(Est)
+    est = Est(solver="sgd", learning_rate_init=1e6, random_state=0)
+    with pytest.raises(TrainingDivergedError, match="learning_rate_init"):
+        est.fit(X, y)
+    _assert_unfitted(est, X, y)
+
+
+def test_divergence_error_is_a_floating_point_error():
+    assert issubclass(skfm.TrainingDivergedError, FloatingPointError)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_divergence_with_early_stopping_leaves_unfitted(Est):
+    X, y = _diverging(Est)
+    est = Est(solver="sgd", learning_rate_init=1e6, early_stopping=True, random_state=0)
+    with pytest.raises(TrainingDivergedError, match="learning_rate_init"):
+        est.fit(X, y)
+    _assert_unfitted(est, X, y)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_divergence_in_warm_start_resets_a_fitted_model(Est):
+    X, y = _diverging(Est)
+    est = Est(solver="sgd", learning_rate_init=1e-9, max_iter=2, warm_start=True,
+              random_state=0).fit(X, y)
+    check_is_fitted(est)
+    est.set_params(learning_rate_init=1e6, max_iter=50)
+    with pytest.raises(TrainingDivergedError, match="learning_rate_init"):
+        est.fit(X, y)
+    _assert_unfitted(est, X, y)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_divergence_in_partial_fit(Est):
+    X, y = _diverging(Est)
+    est = Est(solver="sgd", learning_rate_init=1e6, random_state=0)
+    kwargs = {"classes": [0, 1]} if _is_clf(Est) else {}
+    with pytest.raises(TrainingDivergedError, match="learning_rate_init"):
+        for _ in range(50):
+            est.partial_fit(X, y, **kwargs)
+            kwargs = {}
+    _assert_unfitted(est, X, y)
+
+
+def test_refit_after_divergence_works():
+    X, y = _diverging(FMRegressor)
+    est = FMRegressor(solver="sgd", learning_rate_init=1e6, random_state=0)
+    with pytest.raises(TrainingDivergedError):
+        est.fit(X, y)
+    est.set_params(solver="adam", learning_rate_init=1e-3, max_iter=3).fit(X / 1e3, y)
+    assert np.isfinite(est.predict(X / 1e3)).all()
+
+
+@pytest.mark.parametrize("learning_rate_init", [1e3, 1e6, 1e9])
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_never_a_non_finite_model(Est, learning_rate_init):
+    """Huge steps on tiny dense data: either the fit raises TrainingDivergedError, or the model
+    it keeps gives finite outputs on its own training rows."""
+    rng = np.random.RandomState(0)
+    X = rng.rand(20, 3) * 1e3
+    y = np.array([0, 1] * 10) if _is_clf(Est) else rng.rand(20)
+    est = Est(solver="sgd", learning_rate_init=learning_rate_init, random_state=0)
+    try:
+        est.fit(X, y)
+    except TrainingDivergedError:
+        _assert_unfitted(est, X, y)
+        return
+    for p in (est.intercept_, est.coef_, est.factors_):
+        assert np.isfinite(p).all()
+    out = est.decision_function(X) if _is_clf(Est) else est.predict(X)
+    assert np.isfinite(out).all(), (
+        f"fit returned normally (loss_curve_[-1]={est.loss_curve_[-1]:.3g}) but the model "
+        f"outputs {out[:3]} on its training rows")
