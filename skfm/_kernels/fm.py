@@ -21,9 +21,10 @@ from . import FASTMATH
 from .csr import gather_rows, transpose_batch
 from .losses import loss_deriv, loss_value
 from .mixup import draw_one
-from .optim import ADAM, adam_lr, update_dense, update_row
+from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 
 _CHUNK = 256  # rows per task in prediction-style loops
+_STRIDE = 64  # round-robin lanes of the per-feature loop (load balance; independent of threads)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -123,19 +124,24 @@ def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
     """Phase 2 without the update (for batch_gradient): the batch's unique features in parallel."""
-    for u in prange(nu):
-        _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
+    for lane in prange(_STRIDE):
+        for u in range(lane, nu, _STRIDE):
+            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, lr, lr_t,
-                     beta_1, beta_2, eps, bad):
+def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, coef, bad):
     """Phase 2 of a training step: each unique feature's gradient row, then its lazy optimizer
     update, in one parallel loop over the features (each row has a single owner)."""
-    for u in prange(nu):
-        _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
-        ok = update_row(T, stT, GT, u, uniq[u], solver, lr, lr_t, beta_1, beta_2, eps)
-        bad[u] = 0 if ok else 1
+    # Features come in order of first appearance, so the frequent ones (with the most
+    # occurrences) cluster at the front: deal them out round-robin over _STRIDE lanes instead of
+    # prange's contiguous blocks.  Each feature still has one owner and a fixed summation order,
+    # so the result does not depend on the number of threads.
+    for lane in prange(_STRIDE):
+        for u in range(lane, nu, _STRIDE):
+            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
+            ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
+            bad[u] = 0 if ok else 1
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -209,6 +215,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
     GT = np.empty((cap, d + 1), T.dtype)
     bad = np.zeros(cap, np.uint8)
     g0 = np.empty(1)
+    coef = np.empty(7, T.dtype)
     total = 0.0
     n_steps = 0
     for start in range(0, n, batch_size):
@@ -226,8 +233,8 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
         step += 1
         n_steps += 1
         lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
-        grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, lr, lr_t,
-                         beta_1, beta_2, eps, bad)
+        row_coefs(coef, lr, lr_t, beta_1, beta_2, eps)
+        grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, coef, bad)
         ok = True
         if fit_intercept:
             ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
@@ -282,17 +289,12 @@ def factor_sq_norms(T):
 def _shared_q(indices, data, a1, e1, a2, e2, nrm):
     """sum over features j in both rows of x_j r_j ||v_j||^2."""
     acc = 0.0
-    while a1 < e1 and a2 < e2:
+    while a1 < e1 and a2 < e2:  # a merge of the sorted index lists, written branch-free
         j1 = indices[a1]
         j2 = indices[a2]
-        if j1 < j2:
-            a1 += 1
-        elif j2 < j1:
-            a2 += 1
-        else:
-            acc += data[a1] * data[a2] * nrm[j1]
-            a1 += 1
-            a2 += 1
+        acc += data[a1] * data[a2] * nrm[j1] if j1 == j2 else 0.0
+        a1 += 1 if j1 <= j2 else 0
+        a2 += 1 if j2 <= j1 else 0
     return acc
 
 

@@ -9,7 +9,10 @@ does not touch keeps its moments unchanged (dense Adam would decay them and keep
 """
 import math
 
+import numpy as np
 from numba import njit
+
+from . import FASTMATH
 
 SGD = 0
 ADAGRAD = 1
@@ -36,22 +39,52 @@ def update_elem(p, g, m, v, solver, lr, lr_t, beta_1, beta_2, eps):
     return p, m, v
 
 
-@njit(cache=True, inline="always")
-def update_row(P, S, G, u, j, solver, lr, lr_t, beta_1, beta_2, eps):
-    """``P[j] -= step(G[u])`` with state ``S[:, j]``; returns False if P[j] became non-finite."""
-    ok = True
-    for c in range(P.shape[1]):
-        if solver == SGD:
-            p = P[j, c] - lr * G[u, c]
-        else:
-            p, m, v = update_elem(P[j, c], G[u, c], S[0, j, c], S[1, j, c],
-                                  solver, lr, lr_t, beta_1, beta_2, eps)
+@njit(cache=True)
+def row_coefs(coef, lr, lr_t, beta_1, beta_2, eps):
+    """Fill ``coef`` (an array of the parameters' dtype, length 7) with the step's constants, so
+    that float32 parameters are updated in float32 arithmetic (twice the SIMD width)."""
+    coef[0] = lr
+    coef[1] = lr_t
+    coef[2] = beta_1
+    coef[3] = 1.0 - beta_1
+    coef[4] = beta_2
+    coef[5] = 1.0 - beta_2
+    coef[6] = eps
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def update_row(P, S, G, u, j, solver, coef):
+    """``P[j] -= step(G[u])`` with state ``S[:, j]`` and constants ``coef`` (see row_coefs);
+    returns False if P[j] became non-finite."""
+    k = P.shape[1]
+    total = 0.0  # any inf/nan in the row makes the sum non-finite
+    if solver == ADAM:
+        lr_t, b1, c1, b2, c2, eps = coef[1], coef[2], coef[3], coef[4], coef[5], coef[6]
+        for c in range(k):
+            g = G[u, c]
+            m = b1 * S[0, j, c] + c1 * g
+            v = b2 * S[1, j, c] + c2 * g * g
             S[0, j, c] = m
             S[1, j, c] = v
-        P[j, c] = p
-        if not math.isfinite(p):
-            ok = False
-    return ok
+            p = P[j, c] - lr_t * m / (np.sqrt(v) + eps)
+            P[j, c] = p
+            total += p
+    elif solver == ADAGRAD:
+        lr, eps = coef[0], coef[6]
+        for c in range(k):
+            g = G[u, c]
+            v = S[1, j, c] + g * g
+            S[1, j, c] = v
+            p = P[j, c] - lr * g / (np.sqrt(v) + eps)
+            P[j, c] = p
+            total += p
+    else:
+        lr = coef[0]
+        for c in range(k):
+            p = P[j, c] - lr * G[u, c]
+            P[j, c] = p
+            total += p
+    return math.isfinite(total)
 
 
 @njit(cache=True)

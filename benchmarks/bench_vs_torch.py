@@ -1,0 +1,328 @@
+"""skfm against the PyTorch reference (../shared/bench/torch_ref.py) on Frappe: seconds per
+training epoch of plain FM, CopyFM, MixFM and SMFM, same data, settings and thread counts, in one
+run.
+
+    pip install torch==2.13.0        # for this script only: never a dependency of skfm
+    python benchmarks/bench_vs_torch.py                      # fm copy mix sm, 1 and 2 threads
+    python benchmarks/bench_vs_torch.py --methods fm sm --threads 2 --json out.json
+    python benchmarks/bench_vs_torch.py --quick              # fm and sm, 1 epoch, max threads
+
+torch_ref.py runs as a subprocess (torch is never imported here, so its OpenMP runtime cannot
+meet numba's in one process); skfm runs in this process.  For every (threads, method) pair the
+two run back to back, so both see the same machine load.
+
+Figures.  torch: ``mean_epoch_s`` as torch_ref.py prints it (epoch-data generation - copy, mix,
+saliency selection - plus the minibatch loop; its per-epoch test evaluation and setup are left
+out).  skfm: the marginal epoch [fit(max_iter=1+K) - fit(max_iter=1)] / K, best of --repeat, which
+likewise covers augmentation plus training and leaves out setup.  ratio =
+torch / skfm (> 1: skfm is faster).  Test AUC after the last epoch of each is shown as a sanity
+check only: the optimizers differ (torch: dense Adam on every row; skfm: lazy Adam on the rows a
+batch touches) and so do the random streams.
+
+Settings shared by both: d=64, Adam, lr 1e-3, batch 2048, init N(0, 0.01), no L2 (skfm
+alpha=0, torch has none), mixup lam = max(l, 1-l), l ~ Beta(0.5, 0.5), one augmented row per
+original row (mix_ratio=1), SMFM with 10 candidates.
+"""
+import argparse
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+METHODS = {  # torch_ref --method -> (skfm estimator, augmentation)
+    "fm": ("FMClassifier", None),
+    "copy": ("FMClassifier", "copy"),
+    "mix": ("MixFMClassifier", "mix"),
+    "sm": ("SMFMClassifier", "saliency"),
+}
+DEFAULT_EPOCHS = {"fm": 3, "copy": 2, "mix": 2, "sm": 2}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs of every method (default: fm 3, copy/mix/sm 2)")
+    ap.add_argument("--skfm-epochs", type=int, default=3,
+                    help="K: skfm's epoch time is [fit(1+K) - fit(1)] / K (default 3)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="repetitions of skfm's timing, the fastest is reported (default 3)")
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=2048)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-candidates", type=int, default=10, help="SMFM candidates (torch: 10)")
+    ap.add_argument("--frappe-dir", default=None,
+                    help="Frappe for skfm (default ../shared/data/frappe); torch_ref.py always "
+                         "reads the copy beside it, in ../data/frappe")
+    ap.add_argument("--torch-ref", default=str(C.DEFAULT_TORCH_REF))
+    ap.add_argument("--torch-python", default=sys.executable,
+                    help="interpreter for torch_ref.py (default: this one)")
+    ap.add_argument("--torch-timeout", type=float, default=1800.0, help="seconds per torch run")
+    ap.add_argument("--no-torch", action="store_true", help="skfm only")
+    ap.add_argument("--threading-layer", default="default",
+                    choices=["default", "omp", "tbb", "workqueue"])
+    ap.add_argument("--quick", action="store_true",
+                    help="fm and sm, 1 epoch, the largest thread count only")
+    ap.add_argument("--quiet-wait", type=float, default=0.0, metavar="S",
+                    help="before each run wait up to S seconds for other processes to leave "
+                         "the CPU (default 0: do not wait)")
+    ap.add_argument("--verbose", action="store_true", help="echo torch_ref.py's output")
+    ap.add_argument("--json", metavar="PATH")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.methods = [m for m in a.methods if m in ("fm", "sm")] or ["fm"]
+        a.threads = [max(a.threads)]
+        a.epochs = 1
+    if a.quick:
+        a.repeat, a.skfm_epochs = 1, 1
+    if (any(t < 1 for t in a.threads) or (a.epochs is not None and a.epochs < 1)
+            or a.repeat < 1 or a.skfm_epochs < 1):
+        ap.error("--threads, --epochs, --repeat and --skfm-epochs take positive integers")
+    return a
+
+
+def epochs_of(a, method):
+    return a.epochs if a.epochs is not None else DEFAULT_EPOCHS[method]
+
+
+# ------------------------------------------------------------------------------------ torch
+def torch_available(a):
+    """(ok, why-not)."""
+    if a.no_torch:
+        return False, "--no-torch"
+    if not os.path.isfile(a.torch_ref):
+        return False, f"{a.torch_ref} not found"
+    if a.torch_python == sys.executable:
+        if importlib.util.find_spec("torch") is None:
+            return False, "torch is not installed (pip install torch==2.13.0)"
+    return True, ""
+
+
+_EPOCH_LINE = re.compile(r"^(\d+)\t([\d.]+)\t([\d.]+)\t(\d+)\t([\d.]+|nan)\t([\d.]+|nan|inf)$")
+
+
+def parse_torch(out):
+    """Per-epoch rows and the BEST line of torch_ref.py's output."""
+    epochs = []
+    res = {}
+    for line in out.splitlines():
+        m = _EPOCH_LINE.match(line.strip())
+        if m:
+            epochs.append({"epoch": int(m[1]), "train_s": float(m[2]), "gen_s": float(m[3]),
+                           "rows": int(m[4]), "test_auc": float(m[5]),
+                           "test_logloss": float(m[6])})
+        elif line.startswith("BEST"):
+            res.update({k: float(v) for k, v in re.findall(r"(\w+)=([-\d.eE]+)\b", line)
+                        if k in ("best_auc", "logloss", "total_train_s", "mean_epoch_s")})
+        elif line.startswith("# data="):
+            tv = re.search(r"torch=(\S+)", line)
+            res["torch_version"] = tv[1] if tv else "?"
+    res["epochs"] = epochs
+    return res
+
+
+def run_torch(a, method, threads, epochs):
+    cmd = [a.torch_python, a.torch_ref, "--data", "frappe", "--method", method,
+           "--dim", str(a.dim), "--epochs", str(epochs), "--batch", str(a.batch),
+           "--lr", repr(a.lr), "--seed", str(a.seed), "--threads", str(threads)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    for k in ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "NUMBA_CACHE_DIR"):
+        env.pop(k, None)
+    timer = C.Timer().__enter__()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=os.path.dirname(os.path.abspath(a.torch_ref)))
+    lines = []
+    killer = threading.Timer(a.torch_timeout, proc.kill)
+    killer.start()
+    try:
+        for line in proc.stdout:  # streamed, so --verbose shows progress
+            lines.append(line)
+            if a.verbose:
+                print("    torch| " + line.rstrip(), file=sys.stderr, flush=True)
+    finally:
+        proc.stdout.close()
+        killer.cancel()
+    # os.wait4 gives this child's own peak RSS and CPU time (RUSAGE_CHILDREN would mix children)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    timer.__exit__(None, None, None)
+    out = "".join(lines)
+    res = parse_torch(out)
+    res.update({"cmd": " ".join(cmd), "returncode": proc.returncode, "wall_s": wall,
+                "cpu_s": ru.ru_utime + ru.ru_stime,
+                "others": timer.others_excluding(ru.ru_utime + ru.ru_stime),
+                "peak_rss_mib": ru.ru_maxrss / (1024.0 * 1024.0 if sys.platform == "darwin"
+                                                else 1024.0)})
+    if proc.returncode != 0 or "mean_epoch_s" not in res:
+        res["error"] = out[-2000:]
+    return res
+
+
+# ------------------------------------------------------------------------------------ skfm
+def skfm_estimator(a, method, threads, epochs):
+    import skfm
+    cls_name, aug = METHODS[method]
+    return getattr(skfm, cls_name)(
+        n_factors=a.dim, solver="adam", learning_rate_init=a.lr, batch_size=a.batch,
+        max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
+        random_state=a.seed, n_jobs=threads, augmentation=aug, mix_alpha=0.5, mix_beta=0.5,
+        mix_ratio=1.0, n_candidates=a.n_candidates)
+
+
+def run_skfm(a, data, method, threads, epochs):
+    """skfm's seconds per epoch: [min fit(1+K) - min fit(1)] / K over --repeat runs (best of R,
+    as bench_fm.py: the fastest run is the least disturbed); then the test AUC of a separate
+    fit of ``epochs`` epochs, the count torch ran."""
+    from sklearn.metrics import log_loss, roc_auc_score
+    Xtr, ytr, Xte, yte = data
+    K = a.skfm_epochs
+    one, many = [], []
+    for _ in range(a.repeat):
+        C.wait_for_quiet(a.quiet_wait)
+        with C.Timer() as t1:
+            skfm_estimator(a, method, threads, 1).fit(Xtr, ytr)
+        with C.CallTimes(C.skfm_epoch_targets()) as prof, C.Timer() as tk:
+            clf = skfm_estimator(a, method, threads, 1 + K).fit(Xtr, ytr)
+        assert clf.n_iter_ == 1 + K, clf.n_iter_
+        gen = (prof.total.get("augment", 0.0) / (1 + K) if "augment" not in prof.missing
+               else float("nan"))
+        one.append(t1)
+        many.append((tk, gen))
+    t1 = min(one, key=lambda t: t.wall)
+    tk, gen = min(many, key=lambda m: m[0].wall)
+    epoch_s = (tk.wall - t1.wall) / K
+    cpu = (tk.cpu - t1.cpu) / K
+    clf = skfm_estimator(a, method, threads, epochs).fit(Xtr, ytr)
+    assert clf.n_iter_ == epochs, clf.n_iter_
+    p = clf.predict_proba(Xte)[:, 1]
+    rows = Xtr.shape[0] * (1 if METHODS[method][1] is None else 2)
+    return {"epoch_s": epoch_s, "cpu_per_wall": cpu / epoch_s if epoch_s > 0 else float("nan"),
+            "others": tk.others, "rows_per_epoch": rows, "gen_s": gen,
+            "test_auc": roc_auc_score(yte, p), "test_logloss": log_loss(yte, p)}
+
+
+def warmup(data, threads):
+    """Compile (or load from cache) every kernel the timed fits use, on 2,000 rows."""
+    import numpy as np
+    Xtr, ytr = data[0][:2000], data[1][:2000]
+    wa = argparse.Namespace(dim=8, lr=1e-3, batch=256, seed=0, n_candidates=3)
+    with C.Timer() as t:
+        for m in METHODS:
+            for nt in sorted(set(threads)):
+                skfm_estimator(wa, m, nt, 1).fit(Xtr, ytr).decision_function(Xtr)
+    assert np.isfinite(t.wall)
+    return t.wall
+
+
+# ------------------------------------------------------------------------------------ main
+def main(argv=None):
+    a = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress goes to stderr; keep them in order
+    t_start = time.perf_counter()
+    C.configure_numba(max(a.threads), a.threading_layer)
+    C.use_checkout()
+    import skfm
+    from sklearn.exceptions import ConvergenceWarning
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    info = C.machine_info()
+    print("skfm vs PyTorch reference on Frappe (benchmarks/bench_vs_torch.py)")
+    for line in C.header_lines(info, skfm):
+        print(line)
+    result = {"machine": info, "args": vars(a), "load_before": C.loadavg(), "runs": []}
+
+    paths = C.find_frappe(a.frappe_dir)
+    if paths is None:
+        print(f"Frappe not found in {a.frappe_dir or C.DEFAULT_FRAPPE_DIR}: nothing to compare.")
+        return result
+    ok, why = torch_available(a)
+    print(f"torch reference: {a.torch_ref if ok else 'skipped: ' + why}")
+    with C.Timer() as t:
+        data = C.load_frappe(paths)
+    print(f"data: Frappe train {data[0].shape[0]:,} rows (validation split), test "
+          f"{data[2].shape[0]:,} rows, {data[0].shape[1]:,} features; loaded in {t.wall:.2f} s")
+    print(f"settings: d={a.dim}, adam, lr={a.lr:g}, batch={a.batch}, seed={a.seed}, no L2, "
+          f"mix_ratio=1, Beta(0.5, 0.5), SMFM candidates={a.n_candidates}")
+    wu = warmup(data, a.threads)
+    result["skfm_warmup_s"] = wu
+    print(f"skfm JIT warm-up (all four methods, not timed below): {wu:.2f} s; "
+          f"threading layer: {C.threading_layer()}")
+    print()
+
+    for nt in a.threads:
+        for m in a.methods:
+            E = epochs_of(a, m)
+            run = {"threads": nt, "method": m, "epochs": E,
+                   "skfm_estimator": METHODS[m][0] + (f"(augmentation={METHODS[m][1]!r})"
+                                                      if METHODS[m][1] else "")}
+            if ok:
+                print(f"  running torch_ref.py --method {m} --threads {nt} --epochs {E} ...",
+                      file=sys.stderr, flush=True)
+                C.wait_for_quiet(a.quiet_wait)
+                tr = run_torch(a, m, nt, E)
+                run["torch"] = tr
+                if "error" in tr:
+                    print(f"torch_ref.py failed (exit {tr['returncode']}):\n{tr['error']}",
+                          file=sys.stderr)
+            print(f"  running skfm {run['skfm_estimator']} n_jobs={nt} ...", file=sys.stderr,
+                  flush=True)
+            run["skfm"] = run_skfm(a, data, m, C.effective_threads(nt), E)
+            result["runs"].append(run)
+
+    rows = []
+    for r in result["runs"]:
+        tr, sk = r.get("torch", {}), r["skfm"]
+        ep = tr.get("epochs", [])
+        t_epoch = tr.get("mean_epoch_s")
+        rows.append({
+            "threads": r["threads"], "method": r["method"], "epochs": r["epochs"],
+            "rows": sk["rows_per_epoch"],
+            "torch_s": t_epoch,
+            "torch_gen_s": (sum(e["gen_s"] for e in ep) / len(ep)) if ep else None,
+            "torch_cpu": (tr["cpu_s"] / tr["wall_s"]) if "cpu_s" in tr else None,
+            "torch_others": tr.get("others"), "skfm_others": sk["others"],
+            "skfm_s": sk["epoch_s"], "skfm_cpu": sk["cpu_per_wall"], "skfm_gen_s": sk["gen_s"],
+            "ratio": (t_epoch / sk["epoch_s"]) if t_epoch else None,
+            "torch_auc": ep[-1]["test_auc"] if ep else None, "skfm_auc": sk["test_auc"],
+            "torch_rss": tr.get("peak_rss_mib")})
+    result["table"] = rows
+    print(f"seconds per training epoch on Frappe (torch: mean_epoch_s of torch_ref.py over "
+          f"'epochs'; skfm: [fit(1+{a.skfm_epochs}) - fit(1)] / {a.skfm_epochs}, best of "
+          f"{a.repeat}); ratio = torch / skfm; AUC after 'epochs' epochs; other load = cores kept "
+          "busy by other processes during the run (well above 0: measured under load)")
+    print(C.table([("threads", "threads", ""), ("method", "method", ""),
+                   ("epochs", "epochs", ""), ("rows/epoch", "rows", ","),
+                   ("torch s/epoch", "torch_s", ".3f"), ("(of which gen)", "torch_gen_s", ".3f"),
+                   ("torch cpu/wall", "torch_cpu", ".2f"), ("other load", "torch_others", ".2f"),
+                   ("skfm s/epoch", "skfm_s", ".3f"), ("(of which gen)", "skfm_gen_s", ".3f"),
+                   ("skfm cpu/wall", "skfm_cpu", ".2f"),
+                   ("other load", "skfm_others", ".2f"), ("torch/skfm", "ratio", ".1f"),
+                   ("torch AUC", "torch_auc", ".4f"), ("skfm AUC", "skfm_auc", ".4f"),
+                   ("torch peak RSS MiB", "torch_rss", ".0f")], rows))
+    tv = next((r["torch"].get("torch_version") for r in result["runs"] if "torch" in r), None)
+    result["peak_rss_mib"] = C.peak_rss_mib()
+    result["load_after"] = C.loadavg()
+    result["total_s"] = time.perf_counter() - t_start
+    la = result["load_after"]
+    print(f"torch {tv or '-'}; skfm process peak RSS {result['peak_rss_mib']:.0f} MiB; load "
+          f"average after (1/5/15 min): {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}; total "
+          f"{result['total_s']:.0f} s")
+    if a.json:
+        C.write_json(a.json, result)
+        print(f"wrote {a.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
