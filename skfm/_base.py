@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import Augmenter, CSRData, numba_threads, run_epoch
 
@@ -31,24 +32,17 @@ def to_csr_data(X, dtype):
 
     Indices are sorted and duplicates summed (on a copy) because the kernels rely on it."""
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
-    if not X.has_sorted_indices or not _no_duplicates(X):
+    if X.shape[1] > np.iinfo(np.int32).max:
+        raise ValueError(f"X has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
+    indices = X.indices.astype(np.int32, copy=False)
+    indptr = X.indptr.astype(np.int64)
+    if not kcsr.is_canonical(indptr, indices):
         X = X.copy()
         X.sum_duplicates()
+        indices = X.indices.astype(np.int32, copy=False)
+        indptr = X.indptr.astype(np.int64)
     data = X.data if X.data.dtype == dtype else X.data.astype(dtype)
-    return CSRData(X.indptr.astype(np.int64), X.indices.astype(np.int32, copy=False), data,
-                   X.shape[1])
-
-
-def _no_duplicates(X):
-    """True when no row of the sorted CSR matrix X lists a column twice."""
-    if X.nnz < 2:
-        return True
-    same = X.indices[1:] == X.indices[:-1]
-    if not same.any():
-        return True
-    starts = np.zeros(X.nnz, bool)
-    starts[X.indptr[1:-1][X.indptr[1:-1] < X.nnz]] = True
-    return not (same & ~starts[1:]).any()
+    return CSRData(indptr, indices, data, X.shape[1])
 
 
 class BaseFactorizationMachine(BaseEstimator):

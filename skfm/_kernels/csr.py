@@ -83,3 +83,16 @@ def transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b
     for u in range(nu):
         slot[uniq[u]] = -1
     return nu
+
+
+@njit(cache=True, parallel=True)
+def is_canonical(indptr, indices):
+    """True when every row's column indices are strictly increasing (sorted, no duplicates)."""
+    n = indptr.shape[0] - 1
+    bad = np.zeros(n, np.uint8)
+    for r in prange(n):
+        for p in range(indptr[r] + 1, indptr[r + 1]):
+            if indices[p] <= indices[p - 1]:
+                bad[r] = 1
+                break
+    return not bad.any()
