@@ -113,11 +113,11 @@ class Augmenter:
 
     def select(self, core, params, X, Y, loss_id, parents, seed, epoch):
         n = X.n_rows
+        if self.p == 1:  # Alg. 1: one uniform partner per first parent, no saliency
+            pr, lm = kmix.draw_candidates(0, len(parents), n, 1, seed, epoch, self.a, self.b)
+            return pr[:, 0].copy(), lm[:, 0].copy()
         fast = getattr(core, "select_partners", None)
-        if self.p == 1 or (fast is not None and len(params) == 1 and not self.generic):
-            if self.p == 1:
-                pr, lm = kmix.draw_candidates(0, len(parents), n, 1, seed, epoch, self.a, self.b)
-                return pr[:, 0].copy(), lm[:, 0].copy()
+        if fast is not None and len(params) == 1 and not self.generic:
             return fast(params[0], X, Y[:, 0], parents, self.p, seed, epoch, self.a, self.b,
                         loss_id)
         partners = np.empty(len(parents), np.int64)
@@ -157,12 +157,10 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
         order = order[rng.permutation(len(order))]
     total = 0.0
     steps = 0
-    block = None
     for k in range(n_out):
         s0 = (X.indptr, X.indices, X.data, Y[:, k], sw)
         s1 = (src1[0], src1[1], src1[2], src1[3][:, k], src1[4])
-        if block is None or n_out > 1:
-            block = kcsr.gather_rows(s0, s1, order)
+        block = kcsr.gather_rows(s0, s1, order)  # this output's rows in training order
         loss, steps, status = core.train_epoch(params[k], states[k], block, hp, slot)
         total += loss
         if status:
