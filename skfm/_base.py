@@ -46,9 +46,9 @@ def to_csr_data(X, dtype):
 
 
 class BaseFactorizationMachine(BaseEstimator):
-    """Common machinery of every skfm estimator (model cores plug in via ``_core``)."""
+    """Common machinery of every skfm estimator (model cores plug in via ``_make_core``)."""
 
-    _core = None
+    _core = None  # the core class of the model (see skfm._cores)
     _default_augmentation = None
 
     _parameter_constraints = {
@@ -113,6 +113,11 @@ class BaseFactorizationMachine(BaseEstimator):
     # ------------------------------------------------------------------ hooks for subclasses
     _loss_id = SQUARED
 
+    def _make_core(self):
+        """The model core for the current hyperparameters; models with options of their own
+        (hidden layers, attention size, ...) override this to pass them to their core."""
+        return self._core()
+
     def _encode_targets(self, y, first_call, classes=None):
         """y -> (n, n_outputs) float64 Fortran array of training targets."""
         raise NotImplementedError
@@ -164,9 +169,10 @@ class BaseFactorizationMachine(BaseEstimator):
         X = self._validate_X_predict(X)
         Y = self._encode_targets_predict(y, X.n_rows)
         out = np.zeros(X.n_rows)
+        core = self._make_core()
         with numba_threads(self.n_jobs):
             for k, prm in enumerate(self._params):
-                out += self._core.saliency(prm, X, Y[:, k], self._loss_id)
+                out += core.saliency(prm, X, Y[:, k], self._loss_id)
         return out
 
     # ------------------------------------------------------------------ fitted attributes
@@ -232,8 +238,9 @@ class BaseFactorizationMachine(BaseEstimator):
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(0, 2**31 - 1))
         rng = self._rng
+        core = self._make_core()
         if first_call:
-            self._params = [self._core.init_params(self.n_features_in_, self.n_factors,
+            self._params = [core.init_params(self.n_features_in_, self.n_factors,
                                                    self._dtype, rng, self.init_std)
                             for _ in range(Y.shape[1])]
             self._states_solver = None
@@ -245,7 +252,7 @@ class BaseFactorizationMachine(BaseEstimator):
         elif not partial:
             self._no_improvement_count = 0
         if getattr(self, "_states_solver", None) != self.solver:
-            self._states = [self._core.init_state(p, self.solver) for p in self._params]
+            self._states = [core.init_state(p, self.solver) for p in self._params]
         self._states_solver = self.solver
 
         early = self.early_stopping and not partial
@@ -276,7 +283,7 @@ class BaseFactorizationMachine(BaseEstimator):
             for _ in range(epochs):
                 t0 = time.perf_counter()
                 epoch = self.n_iter_
-                loss, steps, status = run_epoch(self._core, self._params, self._states, Xc, Y,
+                loss, steps, status = run_epoch(core, self._params, self._states, Xc, Y,
                                                 sw, rng, epoch, hp, augmenter, self.shuffle,
                                                 slot)
                 self.n_iter_ += 1
@@ -345,7 +352,8 @@ class BaseFactorizationMachine(BaseEstimator):
     def _decision(self, X):
         """(n, n_outputs) model outputs for validated CSRData X."""
         with numba_threads(self.n_jobs):
-            return np.column_stack([self._core.decision(p, X) for p in self._params])
+            core = self._make_core()
+            return np.column_stack([core.decision(p, X) for p in self._params])
 
     def _mean_loss(self, X, Y, sw):
         F = self._decision(X)

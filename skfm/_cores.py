@@ -1,14 +1,16 @@
 """Model cores: the parameter layout of each model and the kernels that train and apply it.
 
-A core is stateless; its parameters live in plain dicts of arrays owned by the estimator, so
-estimators pickle and clone like any sklearn estimator.  Every core provides
+A core holds no fitted state (only the model's structural options); its parameters live in plain
+dicts of arrays owned by the estimator, so estimators pickle and clone like any sklearn
+estimator.  The estimator builds its core with ``_make_core()``.  Every core provides
 
 - ``init_params(n_features, n_factors, dtype, rng, init_std)`` -> params
 - ``init_state(params, solver)`` -> optimizer state (moments of the touched rows and the dense part)
 - ``decision(params, X)`` -> f(x) for the rows of a :class:`~skfm._trainer.CSRData`
 - ``saliency(params, X, y, loss_id)`` -> per-row SMFM saliency (Eq. 5)
 - ``train_epoch(params, state, block, hp, slot)`` -> (loss sum, steps, status), ``block`` the
-  epoch's rows in training order as (indptr, indices, data, y, sw)
+  epoch's rows in training order as (indptr, indices, data, y, sw); ``hp`` holds the optimizer
+  settings, ``loss_id``, ``alpha``, ``batch_size`` and the ``epoch`` number
 
 and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM, AFM and IFM
 plug in here with their own parameter dicts and kernels.

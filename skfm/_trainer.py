@@ -157,6 +157,7 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
         order = order[rng.permutation(len(order))]
     total = 0.0
     steps = 0
+    hp = dict(hp, epoch=epoch)  # cores with random training-time parts (dropout) key on it
     for k in range(n_out):
         s0 = (X.indptr, X.indices, X.data, Y[:, k], sw)
         s1 = (src1[0], src1[1], src1[2], src1[3][:, k], src1[4])
