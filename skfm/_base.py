@@ -49,7 +49,6 @@ class BaseFactorizationMachine(BaseEstimator):
     """Common machinery of every skfm estimator (model cores plug in via ``_make_core``)."""
 
     _core = None  # the core class of the model (see skfm._cores)
-    _default_augmentation = None
 
     _parameter_constraints = {
         "n_factors": [Interval(Integral, 0, None, closed="left")],

@@ -285,16 +285,52 @@ def factor_sq_norms(T):
     return out
 
 
+@njit(cache=True, inline="always")
+def _slot_of(j, bits):
+    """Home slot of feature j in a table of 2**bits slots (Fibonacci hashing)."""
+    return ((j * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
+
+
+@njit(cache=True, inline="always")
+def _table_fill(indices, data, a, e, nrm, keys, vals, bits):
+    """Open-addressing table of one row: feature j -> x_j ||v_j||^2 (linear probing)."""
+    mask = (1 << bits) - 1
+    for p in range(a, e):
+        j = indices[p]
+        h = _slot_of(j, bits)
+        while keys[h] >= 0:
+            h = (h + 1) & mask
+        keys[h] = j
+        vals[h] = data[p] * nrm[j]
+
+
+@njit(cache=True, inline="always")
+def _table_clear(indices, a, e, keys, bits):
+    mask = (1 << bits) - 1
+    for p in range(a, e):
+        j = indices[p]
+        h = _slot_of(j, bits)
+        while keys[h] != j:
+            h = (h + 1) & mask
+        keys[h] = -1
+
+
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _shared_q(indices, data, a1, e1, a2, e2, nrm):
-    """sum over features j in both rows of x_j r_j ||v_j||^2."""
+def _table_shared_q(indices, data, a, e, keys, vals, bits):
+    """sum over the features j of row [a, e) that are in the table of x_j r_j ||v_j||^2."""
+    mask = (1 << bits) - 1
     acc = 0.0
-    while a1 < e1 and a2 < e2:  # a merge of the sorted index lists, written branch-free
-        j1 = indices[a1]
-        j2 = indices[a2]
-        acc += data[a1] * data[a2] * nrm[j1] if j1 == j2 else 0.0
-        a1 += 1 if j1 <= j2 else 0
-        a2 += 1 if j2 <= j1 else 0
+    for p in range(a, e):
+        j = indices[p]
+        h = _slot_of(j, bits)
+        while True:
+            k = keys[h]
+            if k == j:
+                acc += vals[h] * data[p]
+                break
+            if k < 0:
+                break
+            h = (h + 1) & mask
     return acc
 
 
@@ -306,17 +342,27 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
 
     The saliency of lam x + (1 - lam) r is evaluated in closed form from the parents' row stats
     ``R`` (see fm_row_stats) and the factor norms ``nrm`` (factor_sq_norms) in O(d + nnz) instead of
-    O(nnz d).  Returns (partners, lams)."""
+    O(nnz d): the features the two parents share are found through a small hash table of the
+    first parent's features, built once for its p candidates.  Returns (partners, lams)."""
     m = parents.shape[0]
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
     partners = np.empty(m, np.int64)
     lams = np.empty(m)
+    bits = 3  # hash table of a first parent's features: at most half full
+    while (1 << bits) < 2 * _max_row_nnz(indptr):
+        bits += 1
     n_chunks = (m + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
         st = np.zeros(1, np.uint64)
+        keys = np.full(1 << bits, -1, np.int64)
+        vals = np.empty(1 << bits)
         for i in range(c * _CHUNK, min(m, (c + 1) * _CHUNK)):
             r1 = parents[i]
+            a1 = indptr[r1]
+            e1 = indptr[r1 + 1]
+            if p > 1:
+                _table_fill(indices, data, a1, e1, nrm, keys, vals, bits)
             best = -np.inf
             best_r = -1
             best_lam = 1.0
@@ -330,8 +376,7 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                 dot = 0.0
                 for f in range(d):
                     dot += R[r1, f] * R[r2, f]
-                cq = _shared_q(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
-                               indptr[r2 + 1], nrm)
+                cq = _table_shared_q(indices, data, indptr[r2], indptr[r2 + 1], keys, vals, bits)
                 # ||lam s1 + mu s2||^2 - q(lam x + mu r), q with the shared-feature cross term
                 pair2 = (lam * lam * (R[r1, d + 2] - R[r1, d + 1])
                          + mu * mu * (R[r2, d + 2] - R[r2, d + 1])
@@ -343,6 +388,8 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                     best = sal
                     best_r = r2
                     best_lam = lam
+            if p > 1:
+                _table_clear(indices, a1, e1, keys, bits)
             partners[i] = best_r
             lams[i] = best_lam
     return partners, lams
