@@ -15,6 +15,7 @@ test split.
 
 Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30] [--tuned]
        [--frappe-dir ../shared/data/frappe] [--n-jobs 2] [--methods fm copy mix sm]
+       [--models fm nfm afm]
 """
 import argparse
 import os
@@ -33,6 +34,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "..", "..", "shared", "data", "frappe")
 METHODS = {"fm": ("FM", None), "copy": ("CopyFM", "copy"), "mix": ("MixFM", "mix"),
            "sm": ("SMFM", "saliency")}
+# FM variants (SMFM paper Table 2): the model, and the settings the papers state
+MODELS = {"fm": ("FM", {}), "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu"}),
+          "afm": ("AFM", {"attention_factor": 64})}
+
+
+def estimator_class(model):
+    if model == "fm":
+        return FMClassifier
+    if model == "nfm":
+        from skfm._nfm import NFMClassifier
+        return NFMClassifier
+    from skfm._afm import AFMClassifier
+    return AFMClassifier
+
+
+def label(model, method):
+    """FM, CopyFM, MixFM, SMFM; NFM, CopyNFM, MixNFM, SMNFM; ..."""
+    name = METHODS[method][0]
+    return name if model == "fm" else name.replace("FM", MODELS[model][0])
 PAPER = dict(n_factors=64, solver="adam", learning_rate_init=1e-3, batch_size=2048, mix_ratio=1.0,
              n_candidates=10, alpha=0.0)
 
@@ -51,10 +71,10 @@ def scores(est, X, y):
     return roc_auc_score(y, p), log_loss(y, p)
 
 
-def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs):
+def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm"):
     """Paper protocol: train ``epochs`` epochs, score the test split after each one."""
-    est = FMClassifier(**PAPER, augmentation=aug, random_state=seed, n_jobs=n_jobs, max_iter=1,
-                       warm_start=True)
+    est = estimator_class(model)(**PAPER, **MODELS[model][1], augmentation=aug, random_state=seed,
+                                 n_jobs=n_jobs, max_iter=1, warm_start=True)
     aucs, seconds = [], 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -102,6 +122,9 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--models", nargs="+", default=["fm"], choices=list(MODELS),
+                    help="fm, and the variants nfm (one ReLU layer of 64) and afm (attention "
+                         "factor 64); the tuned part runs for fm only")
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--tuned", action="store_true", help="also run the tuned comparison")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
@@ -120,21 +143,26 @@ def main(argv=None):
     print(f"{'method':<8} {'test AUC':>17} {'test log-loss':>17} {'best-epoch AUC*':>17} "
           f"{'s/epoch':>8}")
     fixed = {}
-    for m in args.methods:
-        name, aug = METHODS[m]
-        rows = [fixed_epochs(Xtr, ytr, Xte, yte, aug, s, args.epochs, args.n_jobs)
-                for s in args.seeds]
-        fixed[m] = summarize(rows, ["auc", "logloss", "best_auc", "epoch_s"])
-        f = fixed[m]
-        print(f"{name:<8} {f['auc'][0]:.4f} +- {f['auc'][1]:.4f} {f['logloss'][0]:8.4f} +- "
-              f"{f['logloss'][1]:.4f} {f['best_auc'][0]:8.4f} +- {f['best_auc'][1]:.4f} "
-              f"{f['epoch_s'][0]:8.3f}", flush=True)
+    for model in args.models:
+        for m in args.methods:
+            name, aug = label(model, m), METHODS[m][1]
+            rows = [fixed_epochs(Xtr, ytr, Xte, yte, aug, s, args.epochs, args.n_jobs, model)
+                    for s in args.seeds]
+            fixed[model, m] = summarize(rows, ["auc", "logloss", "best_auc", "epoch_s"])
+            f = fixed[model, m]
+            print(f"{name:<8} {f['auc'][0]:.4f} +- {f['auc'][1]:.4f} {f['logloss'][0]:8.4f} +- "
+                  f"{f['logloss'][1]:.4f} {f['best_auc'][0]:8.4f} +- {f['best_auc'][1]:.4f} "
+                  f"{f['epoch_s'][0]:8.3f}", flush=True)
     print("(+- is the standard deviation over seeds; * max over epochs of the test AUC, as "
           "torch_ref.py's best_auc: selected on the test set, for comparison only)")
-    if "fm" in fixed and "sm" in fixed:
-        gain = fixed["sm"]["auc"][0] - fixed["fm"]["auc"][0]
-        order = " < ".join(METHODS[m][0] for m in sorted(fixed, key=lambda k: fixed[k]["auc"][0]))
-        print(f"ordering by test AUC: {order}; SMFM - FM = {gain:+.4f}")
+    for model in args.models:
+        mine = {m: fixed[model, m] for m in args.methods}
+        order = " < ".join(label(model, m) for m in sorted(mine, key=lambda k: mine[k]["auc"][0]))
+        line = f"{MODELS[model][0]}: ordering by test AUC: {order}"
+        if "fm" in mine and "sm" in mine:
+            line += (f"; {label(model, 'sm')} - {MODELS[model][0]} = "
+                     f"{mine['sm']['auc'][0] - mine['fm']['auc'][0]:+.4f}")
+        print(line)
 
     if not args.tuned:
         return

@@ -3,11 +3,14 @@
 Estimators take scipy CSR matrices (other sparse formats and dense arrays are converted to CSR)
 and train with Numba-jitted, multithreaded, bit-reproducible CPU kernels.
 """
+from ._afm import AFMClassifier, AFMRegressor
 from ._base import TrainingDivergedError
 from ._fm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
                   SMFMRegressor)
+from ._nfm import NFMClassifier, NFMRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["FMClassifier", "FMRegressor", "MixFMClassifier", "MixFMRegressor", "SMFMClassifier",
-           "SMFMRegressor", "TrainingDivergedError", "__version__"]
+__all__ = ["AFMClassifier", "AFMRegressor", "FMClassifier", "FMRegressor", "MixFMClassifier",
+           "MixFMRegressor", "NFMClassifier", "NFMRegressor", "SMFMClassifier", "SMFMRegressor",
+           "TrainingDivergedError", "__version__"]

@@ -1,0 +1,225 @@
+"""Attentional factorization machines (AFM, Xiao et al. 2017): model core and estimators."""
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
+from ._cores import SOLVERS
+from ._kernels import afm as kafm
+from ._trainer import numba_threads
+
+__all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
+
+
+class AFMCore:
+    """AFM: ``w0`` (1,), table ``T`` = [w | V] (n_features, 1 + d) updated lazily, and the
+    attention head ``H`` = [W (t x d, row-major) | b (t) | h (t) | p (d)] (float64, dense updates);
+    ``seed`` (1,) int64 keys the dropout masks.  See :mod:`skfm._kernels.afm` for the math."""
+
+    name = "afm"
+
+    def __init__(self, attention_factor=64, dropout=0.0, attention_alpha=0.0):
+        self.attention_factor = int(attention_factor)
+        self.dropout = float(dropout)
+        self.attention_alpha = float(attention_alpha)
+
+    def init_params(self, n_features, n_factors, dtype, rng, init_std):
+        d, t = n_factors, self.attention_factor
+        T = np.zeros((n_features, 1 + d), dtype=dtype)
+        if d and init_std > 0:
+            T[:, 1:] = rng.normal(0.0, init_std, size=(n_features, d))
+        g = np.sqrt(2.0 / (d + t))
+        H = np.empty(kafm.head_size(d, t))
+        H[:t * d] = rng.normal(0.0, g, size=t * d)          # W
+        H[t * d:t * d + t] = rng.normal(0.0, g, size=t)     # b
+        H[t * d + t:t * d + 2 * t] = rng.normal(0.0, 1.0, size=t)  # h
+        H[t * d + 2 * t:] = 1.0                             # p
+        seed = np.array([rng.integers(0, 2**63 - 1)], np.int64)
+        return {"w0": np.zeros(1), "T": T, "H": H, "seed": seed}
+
+    @staticmethod
+    def init_state(params, solver):
+        T = params["T"]
+        rows = 0 if solver == "sgd" else T.shape[0]
+        return {"w0": np.zeros((2, 1)), "T": np.zeros((2, rows, T.shape[1]), T.dtype),
+                "H": np.zeros((2, params["H"].shape[0])), "t": 0}
+
+    @staticmethod
+    def _mmax(X):
+        return int(np.diff(X.indptr).max()) if X.n_rows else 0
+
+    def decision(self, params, X):
+        out = np.empty(X.n_rows)
+        kafm.afm_decision(X.indptr, X.indices, X.data, params["w0"], params["T"], params["H"],
+                          self.attention_factor, self._mmax(X), out)
+        return out
+
+    def saliency(self, params, X, y, loss_id):
+        out = np.empty(X.n_rows)
+        kafm.afm_saliency(X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64),
+                          params["w0"], params["T"], params["H"], self.attention_factor,
+                          self._mmax(X), loss_id, out)
+        return out
+
+    def attention(self, params, X):
+        """(pair_indptr, pairs, weights): see ``attention_scores`` of the estimators."""
+        m = np.diff(X.indptr)
+        pptr = np.zeros(X.n_rows + 1, np.int64)
+        np.cumsum(m * (m - 1) // 2, out=pptr[1:])
+        pairs = np.empty((pptr[-1], 2), np.int32)
+        weights = np.empty(pptr[-1])
+        kafm.afm_attention(X.indptr, X.indices, X.data, params["T"], params["H"],
+                           self.attention_factor, self._mmax(X), pptr, pairs, weights)
+        return pptr, pairs, weights
+
+    def train_epoch(self, params, state, block, hp, slot):
+        loss, steps, status = kafm.train_epoch(
+            *block, hp["batch_size"], params["w0"], params["T"], params["H"],
+            self.attention_factor, int(params["seed"][0]), state["w0"], state["T"], state["H"],
+            SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"], hp["epsilon"],
+            state["t"], hp["loss_id"], hp["alpha"], self.attention_alpha, self.dropout,
+            int(hp.get("epoch", 0)), slot)
+        state["t"] += steps
+        return loss, steps, status
+
+
+class _AFMMixin:
+    """AFM options, the core factory and the attention-score inspection method."""
+
+    _afm_constraints = {
+        "attention_factor": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "attention_alpha": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def _make_core(self):
+        return AFMCore(self.attention_factor, self.dropout, self.attention_alpha)
+
+    def attention_scores(self, X):
+        """Attention weights a_ij (AFM Eq. 5) of every pair of nonzero features of every row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        indptr : ndarray of shape (n_samples + 1,)
+            Row r's pairs are ``pairs[indptr[r]:indptr[r + 1]]``; a row with m nonzeros has
+            m (m - 1) / 2 pairs (none when m < 2).
+        pairs : ndarray of shape (n_pairs, 2), int
+            Feature ids (i, j), i < j, of each pair, in lexicographic order within a row.
+        weights : ndarray of shape (n_pairs,) or (n_outputs, n_pairs)
+            Attention weight of each pair; the weights of a row with pairs sum to 1.  A
+            multiclass (one-vs-rest) classifier has one row of weights per class.
+        """
+        check_is_fitted(self)
+        X = self._validate_X_predict(X)
+        core = self._make_core()
+        with numba_threads(self.n_jobs):
+            res = [core.attention(p, X) for p in self._params]
+        indptr, pairs, _ = res[0]
+        weights = res[0][2] if len(res) == 1 else np.stack([r[2] for r in res])
+        return indptr, pairs, weights
+
+
+_SHARED_DOC = """
+    The model (Xiao et al. 2017, Eq. 6) for a row x with nonzeros x_i is
+
+        f(x) = w0 + sum_i w_i x_i + p^T sum_{i<j} a_ij (v_i * v_j) x_i x_j,
+        a_ij = softmax over the row's pairs of h^T ReLU(W (v_i * v_j) x_i x_j + b),
+
+    with W (t x d), b, h (t) and p (d) the attention head (p starts at 1, W and b at
+    N(0, 2 / (d + t)), h at N(0, 1)).  A row with fewer than two nonzeros has no pair term.
+    The cost of a row is O(m^2 t d) for m nonzeros.  Numba kernels on the CSR rows; gradients
+    are closed-form, saliency is computed by forward-mode tangent propagation.
+
+    Parameters
+    ----------
+    n_factors : int, default=8
+        Embedding size d.
+    solver, learning_rate_init, batch_size, max_iter, tol, init_std, shuffle, random_state,
+    early_stopping, validation_fraction, n_iter_no_change, warm_start, verbose, n_jobs, beta_1,
+    beta_2, epsilon, augmentation, mix_alpha, mix_beta, mix_ratio, n_candidates
+        As in :class:`FMClassifier` (embedding rows are updated lazily, the attention head and
+        the intercept densely, every step).
+    alpha : float, default=1e-5
+        L2 penalty on the rows (w_j, v_j) of the features present in a minibatch.
+    attention_factor : int, default=64
+        t, the hidden size of the attention network.
+    dropout : float, default=0.0
+        Dropout rate on the attention-pooled vector (inverted dropout, training only; the
+        masks are a pure function of the model's seed, epoch, step and row, so results do not
+        depend on ``n_jobs``).
+    attention_alpha : float, default=0.0
+        L2 penalty on W (AFM Eq. 8): ``attention_alpha / 2 ||W||^2`` is added to every
+        minibatch objective.
+
+    Attributes
+    ----------
+    intercept_, coef_, factors_, n_features_in_, n_iter_, t_, loss_curve_, best_loss_,
+    validation_scores_, best_validation_score_
+        As in :class:`FMClassifier`.
+
+    References
+    ----------
+    J. Xiao et al. Attentional Factorization Machines: Learning the Weight of Feature
+    Interactions via Attention Networks. IJCAI 2017.
+"""
+
+
+class AFMClassifier(_AFMMixin, FMClassifierMixin, BaseFactorizationMachine):
+    __doc__ = ("Attentional factorization machine classifier (logistic loss; one-vs-rest for "
+               "more than two classes).\n" + _SHARED_DOC)
+
+    _parameter_constraints = {**BaseFactorizationMachine._parameter_constraints,
+                              **_AFMMixin._afm_constraints}
+
+    def __init__(self, n_factors=8, *, solver="adam", learning_rate_init=0.01, batch_size="auto",
+                 max_iter=100, tol=1e-4, alpha=1e-5, init_std=0.01, shuffle=True,
+                 random_state=None, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, warm_start=False, verbose=0, n_jobs=None, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, augmentation=None, mix_alpha=0.5, mix_beta=0.5,
+                 mix_ratio=1.0, n_candidates=10, attention_factor=64, dropout=0.0,
+                 attention_alpha=0.0):
+        super().__init__(
+            n_factors,
+            solver=solver, learning_rate_init=learning_rate_init, batch_size=batch_size,
+            max_iter=max_iter, tol=tol, alpha=alpha, init_std=init_std, shuffle=shuffle,
+            random_state=random_state, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            warm_start=warm_start, verbose=verbose, n_jobs=n_jobs, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, augmentation=augmentation, mix_alpha=mix_alpha, mix_beta=mix_beta,
+            mix_ratio=mix_ratio, n_candidates=n_candidates)
+        self.attention_factor = attention_factor
+        self.dropout = dropout
+        self.attention_alpha = attention_alpha
+
+
+class AFMRegressor(_AFMMixin, FMRegressorMixin, BaseFactorizationMachine):
+    __doc__ = "Attentional factorization machine regressor (squared loss).\n" + _SHARED_DOC
+
+    _parameter_constraints = {**BaseFactorizationMachine._parameter_constraints,
+                              **_AFMMixin._afm_constraints}
+
+    def __init__(self, n_factors=8, *, solver="adam", learning_rate_init=0.01, batch_size="auto",
+                 max_iter=100, tol=1e-4, alpha=1e-5, init_std=0.01, shuffle=True,
+                 random_state=None, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, warm_start=False, verbose=0, n_jobs=None, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, augmentation=None, mix_alpha=0.5, mix_beta=0.5,
+                 mix_ratio=1.0, n_candidates=10, attention_factor=64, dropout=0.0,
+                 attention_alpha=0.0):
+        super().__init__(
+            n_factors,
+            solver=solver, learning_rate_init=learning_rate_init, batch_size=batch_size,
+            max_iter=max_iter, tol=tol, alpha=alpha, init_std=init_std, shuffle=shuffle,
+            random_state=random_state, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            warm_start=warm_start, verbose=verbose, n_jobs=n_jobs, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, augmentation=augmentation, mix_alpha=mix_alpha, mix_beta=mix_beta,
+            mix_ratio=mix_ratio, n_candidates=n_candidates)
+        self.attention_factor = attention_factor
+        self.dropout = dropout
+        self.attention_alpha = attention_alpha

@@ -1,0 +1,460 @@
+"""Attentional factorization machine kernels (Xiao et al. 2017, Eq. 4-6).
+
+Parameters: ``w0`` (float64, shape (1,)), the feature table ``T`` = [w | V] of shape
+``(n_features, 1 + d)`` (as FM, lazily updated) and the attention head ``H``, one flat float64
+vector holding, in this order,
+
+    W (t, d) row-major at [0, t d),  b (t,) at [t d, t d + t),  h (t,) at [t d + t, t d + 2 t),
+    p (d,) at [t d + 2 t, t d + 2 t + d).
+
+For a row with nonzeros (i, x_i), E_i = v_i x_i and, over the pairs i < j of the row (in storage
+order, i.e. ascending feature ids),
+
+    e_ij = E_i * E_j,  z_ij = W e_ij + b,  a'_ij = h . ReLU(z_ij),  a = softmax(a'),
+    c = sum_ij a_ij e_ij,  f = w0 + sum_i w_i x_i + p . (m * c)
+
+with m the (inverted) dropout mask on the pooled vector (all ones at inference).  A row with fewer
+than two nonzeros has no pairs and a pair term of 0.
+
+Saliency (SMFM Eq. 5) ``S = d/ds L(f(s x), y)`` at s = 1 is computed by forward-mode tangent
+propagation: dE_i = E_i, de_ij = 2 e_ij, dz_ij = 2 (z_ij - b), through the ReLU and the softmax.
+
+A training step has two parallel phases: (1) fixed chunks of rows (``_RCH`` rows each, the chunk
+boundaries do not depend on the thread count): forward, loss derivative, backward; each nonzero's
+gradient row (dL/dw_j, dL/dv_j) goes to its own row of a (batch nnz, 1 + d) buffer, the head
+gradient of a chunk is summed in row order into that chunk's row of a (n_chunks, n_head) buffer;
+(2) the batch's unique features in parallel, each summing its nonzeros' gradient rows in row order
+(csr.transpose_batch of the nonzero positions), then its lazy optimizer update.  The head
+gradient is the sum of the chunk rows in chunk order.  Every sum has one owner and a fixed order,
+so results are bit-identical for any number of threads.
+
+Memory: the pair buffers (P x d products, P x t pre-activations, P = m (m - 1) / 2) are allocated
+per chunk of rows and sized by the batch's (or matrix's) largest row, never batch x nnz^2.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import FASTMATH
+from .csr import transpose_batch
+from .losses import loss_deriv, loss_value
+from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
+from .rng import stream_key, uniform
+
+_RCH = 8  # rows per task of the training phase 1 (fixed: results must not depend on threads)
+_CHUNK = 64  # rows per task in prediction-style loops
+_STRIDE = 64  # round-robin lanes of the per-feature loop
+
+
+def head_size(d, t):
+    return t * d + 2 * t + d
+
+
+@njit(cache=True)
+def max_row_nnz(indptr, start, n):
+    m = 0
+    for r in range(start, start + n):
+        m = max(m, indptr[r + 1] - indptr[r])
+    return m
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _forward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c):
+    """Forward pass of the row stored at [a, e).  Fills E (m, d), the pair products Pe (P, d),
+    pre-activations Z (P, t), attention weights att (P,) and the pooled vector c (d,).
+    Returns (linear term, pair term p . (mask * c), number of pairs)."""
+    d = T.shape[1] - 1
+    m = e - a
+    lin = 0.0
+    for i in range(m):
+        j = indices[a + i]
+        x = data[a + i]
+        lin += T[j, 0] * x
+        for f in range(d):
+            E[i, f] = T[j, f + 1] * x
+    for f in range(d):
+        c[f] = 0.0
+    P = 0
+    for i in range(m):
+        for k in range(i + 1, m):
+            for f in range(d):
+                Pe[P, f] = E[i, f] * E[k, f]
+            P += 1
+    if P == 0:
+        return lin, 0.0, 0
+    bo = t * d
+    ho = bo + t
+    po = ho + t
+    mx = -np.inf
+    for q in range(P):
+        s = 0.0
+        for k in range(t):
+            z = H[bo + k]
+            for f in range(d):
+                z += H[k * d + f] * Pe[q, f]
+            Z[q, k] = z
+            if z > 0.0:
+                s += H[ho + k] * z
+        att[q] = s
+        mx = max(mx, s)
+    tot = 0.0
+    for q in range(P):
+        v = math.exp(att[q] - mx)
+        att[q] = v
+        tot += v
+    for q in range(P):
+        att[q] /= tot
+        aq = att[q]
+        for f in range(d):
+            c[f] += aq * Pe[q, f]
+    pair = 0.0
+    for f in range(d):
+        pair += H[po + f] * mask[f] * c[f]
+    return lin, pair, P
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _backward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c, P, gg, dE, eps, HG, ci, GN,
+              base):
+    """Backward pass of the row at [a, e) after _forward, for dL/df = gg: adds the head gradient
+    to HG[ci] and writes the feature gradient rows of the row's nonzeros to GN[a - base + i]."""
+    d = T.shape[1] - 1
+    m = e - a
+    bo = t * d
+    ho = bo + t
+    po = ho + t
+    for f in range(d):
+        HG[ci, po + f] += gg * mask[f] * c[f]
+    for i in range(m):
+        for f in range(d):
+            dE[i, f] = 0.0
+    if P > 0:
+        # u = df/dc; s_q = df/da_q = u . e_q
+        sbar = 0.0
+        for q in range(P):
+            s = 0.0
+            for f in range(d):
+                s += H[po + f] * mask[f] * Pe[q, f]
+            sbar += att[q] * s
+        q = 0
+        for i in range(m):
+            for k2 in range(i + 1, m):
+                s = 0.0
+                for f in range(d):
+                    s += H[po + f] * mask[f] * Pe[q, f]
+                delta = att[q] * (s - sbar)  # df/da'_q
+                for f in range(d):
+                    eps[f] = att[q] * H[po + f] * mask[f]  # df/de_q through the pooling
+                for k in range(t):
+                    z = Z[q, k]
+                    if z > 0.0:
+                        HG[ci, ho + k] += gg * delta * z
+                        zeta = delta * H[ho + k]  # df/dz_qk
+                        gz = gg * zeta
+                        HG[ci, bo + k] += gz
+                        for f in range(d):
+                            HG[ci, k * d + f] += gz * Pe[q, f]
+                            eps[f] += zeta * H[k * d + f]
+                for f in range(d):
+                    dE[i, f] += eps[f] * E[k2, f]
+                    dE[k2, f] += eps[f] * E[i, f]
+                q += 1
+    for i in range(m):
+        gx = gg * data[a + i]
+        r = a - base + i
+        GN[r, 0] = gx
+        for f in range(d):
+            GN[r, f + 1] = gx * dE[i, f]
+
+
+@njit(cache=True)
+def _dropout_mask(mask, rate, seed, epoch, step, b, st):
+    """Inverted dropout on the d units of the pooled vector of batch row b: stream
+    (seed, epoch, step), then (key, b, 0); unit f uses the f-th draw."""
+    d = mask.shape[0]
+    if rate <= 0.0:
+        for f in range(d):
+            mask[f] = 1.0
+        return
+    st[0] = stream_key(stream_key(seed, epoch, step), b, 0)
+    keep = 1.0 / (1.0 - rate)
+    for f in range(d):
+        mask[f] = keep if uniform(st) >= rate else 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, t, loss_id, rate, seed, epoch,
+           step, mmax, G, L, GN, HG):
+    """Rows [start, start + B) in fixed chunks of _RCH rows in parallel: forward, weighted loss
+    L[b], G[b] = sw_b / B dL/df, per-nonzero feature gradient rows GN, chunk head sums HG."""
+    d = T.shape[1] - 1
+    P = mmax * (mmax - 1) // 2
+    base = indptr[start]
+    inv_b = 1.0 / B
+    n_chunks = (B + _RCH - 1) // _RCH
+    for ci in prange(n_chunks):
+        E = np.empty((mmax, d))
+        dE = np.empty((mmax, d))
+        Pe = np.empty((P, d))
+        Z = np.empty((P, t))
+        att = np.empty(P)
+        c = np.empty(d)
+        eps = np.empty(max(d, 1))
+        mask = np.empty(d)
+        st = np.zeros(1, np.uint64)
+        for k in range(HG.shape[1]):
+            HG[ci, k] = 0.0
+        for b in range(ci * _RCH, min(B, (ci + 1) * _RCH)):
+            r = start + b
+            a = indptr[r]
+            e = indptr[r + 1]
+            _dropout_mask(mask, rate, seed, epoch, step, b, st)
+            lin, pair, npair = _forward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c)
+            f = w0[0] + lin + pair
+            L[b] = sw[r] * loss_value(f, y[r], loss_id)
+            gg = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
+            G[b] = gg
+            _backward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c, npair, gg, dE, eps,
+                      HG, ci, GN, base)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT):
+    d1 = T.shape[1]
+    j = uniq[u]
+    for k in range(d1):
+        GT[u, k] = 0.0
+    for o in range(ptr[u], ptr[u + 1]):
+        r = occ_p[o] - base
+        for k in range(d1):
+            GT[u, k] += GN[r, k]
+    if alpha != 0.0:
+        for k in range(d1):
+            GT[u, k] += alpha * T[j, k]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def phase2(nu, uniq, ptr, occ_p, GN, base, T, alpha, GT, stT, solver, coef, bad, update):
+    """The batch's unique features in parallel: gradient row (sum over its nonzeros in row order
+    plus alpha T_j), then (if update) the lazy optimizer update of that row."""
+    for lane in prange(_STRIDE):
+        for u in range(lane, nu, _STRIDE):
+            _feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT)
+            if update:
+                ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
+                bad[u] = 0 if ok else 1
+
+
+@njit(cache=True)
+def _head_grad(HG, n_chunks, H, t, d, att_alpha, gH):
+    for k in range(gH.shape[0]):
+        gH[k] = 0.0
+    for ci in range(n_chunks):
+        for k in range(gH.shape[0]):
+            gH[k] += HG[ci, k]
+    if att_alpha != 0.0:
+        for k in range(t * d):
+            gH[k] += att_alpha * H[k]
+
+
+@njit(cache=True)
+def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, att_alpha, slot):
+    """Gradient of the objective of the batch made of all rows of the CSR block, along the
+    training code path (dropout off), without updating anything.  Objective:
+    (1/B) sum_b sw_b l(f_b, y_b) + alpha/2 sum_{j in batch} ||T_j||^2 + att_alpha/2 ||W||^2.
+    Returns (objective, d/dw0, unique features, their gradient rows, head gradient)."""
+    B = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    nnz = indptr[B] - indptr[0]
+    mmax = max_row_nnz(indptr, 0, B)
+    n_chunks = (B + _RCH - 1) // _RCH
+    G = np.empty(B)
+    L = np.empty(B)
+    GN = np.empty((nnz, d + 1), T.dtype)
+    HG = np.empty((n_chunks, H.shape[0]))
+    phase1(indptr, indices, data, y, sw, 0, B, w0, T, H, t, loss_id, 0.0, 0, 0, 0, mmax, G, L,
+           GN, HG)
+    pos = np.arange(indptr[B]).astype(np.int64)
+    uniq = np.empty(nnz, np.int32)
+    cnt = np.empty(nnz, np.int64)
+    ptr = np.empty(nnz + 1, np.int64)
+    occ_b = np.empty(nnz, np.int32)
+    occ_p = np.empty(nnz, np.int64)
+    nu = transpose_batch(indptr, indices, pos, 0, B, slot, uniq, cnt, ptr, occ_b, occ_p)
+    GT = np.empty((nu, d + 1), T.dtype)
+    bad = np.zeros(1, np.uint8)
+    coef = np.zeros(7, T.dtype)
+    stT = np.zeros((2, 0, d + 1), T.dtype)
+    phase2(nu, uniq, ptr, occ_p, GN, indptr[0], T, alpha, GT, stT, 0, coef, bad, False)
+    gH = np.empty(H.shape[0])
+    _head_grad(HG, n_chunks, H, t, d, att_alpha, gH)
+    obj = 0.0
+    g0 = 0.0
+    for b in range(B):
+        obj += L[b]
+        g0 += G[b]
+    obj /= B
+    reg = 0.0
+    for u in range(nu):
+        for k in range(d + 1):
+            reg += T[uniq[u], k] * T[uniq[u], k]
+    wreg = 0.0
+    for k in range(t * d):
+        wreg += H[k] * H[k]
+    return (obj + 0.5 * alpha * reg + 0.5 * att_alpha * wreg, g0, uniq[:nu].copy(), GT, gH)
+
+
+@njit(cache=True)
+def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0, stT, stH,
+                solver, lr, beta_1, beta_2, eps, step, loss_id, alpha, att_alpha, rate, epoch,
+                slot):
+    """One pass over the rows of an epoch block (already in training order) in minibatches.
+
+    Returns (sum of weighted row losses, steps taken, status) with status 0 = fine, 1 = a
+    non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    Bmax = min(batch_size, n)
+    cap = 0
+    for start in range(0, n, batch_size):
+        cap = max(cap, indptr[min(n, start + batch_size)] - indptr[start])
+    n_chunks_max = (Bmax + _RCH - 1) // _RCH
+    G = np.empty(Bmax)
+    L = np.empty(Bmax)
+    GN = np.empty((cap, d + 1), T.dtype)
+    HG = np.empty((n_chunks_max, H.shape[0]))
+    gH = np.empty(H.shape[0])
+    pos = np.arange(indptr[n]).astype(np.int64)
+    uniq = np.empty(cap, np.int32)
+    cnt = np.empty(cap, np.int64)
+    ptr = np.empty(cap + 1, np.int64)
+    occ_b = np.empty(cap, np.int32)
+    occ_p = np.empty(cap, np.int64)
+    GT = np.empty((cap, d + 1), T.dtype)
+    bad = np.zeros(cap, np.uint8)
+    g0 = np.empty(1)
+    coef = np.empty(7, T.dtype)
+    total = 0.0
+    n_steps = 0
+    for start in range(0, n, batch_size):
+        B = min(batch_size, n - start)
+        mmax = max_row_nnz(indptr, start, B)
+        n_chunks = (B + _RCH - 1) // _RCH
+        phase1(indptr, indices, data, y, sw, start, B, w0, T, H, t, loss_id, rate, seed, epoch,
+               step + 1, mmax, G, L, GN, HG)
+        batch_loss = 0.0
+        g0[0] = 0.0
+        for b in range(B):
+            batch_loss += L[b]
+            g0[0] += G[b]
+        if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
+            return total, n_steps, 1
+        total += batch_loss
+        nu = transpose_batch(indptr, indices, pos, start, B, slot, uniq, cnt, ptr, occ_b, occ_p)
+        step += 1
+        n_steps += 1
+        lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
+        row_coefs(coef, lr, lr_t, beta_1, beta_2, eps)
+        _head_grad(HG, n_chunks, H, t, d, att_alpha, gH)
+        phase2(nu, uniq, ptr, occ_p, GN, indptr[start], T, alpha, GT, stT, solver, coef, bad,
+               True)
+        ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
+        ok = update_dense(H, stH, gH, solver, lr, lr_t, beta_1, beta_2, eps) and ok
+        for u in range(nu):
+            if bad[u]:
+                ok = False
+        if not ok:
+            return total, n_steps, 2
+    return total, n_steps, 0
+
+
+# ----------------------------------------------------------------------------- inference
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def afm_decision(indptr, indices, data, w0, T, H, t, mmax, out):
+    """out[r] = f(x_r) (no dropout) for every row."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    P = mmax * (mmax - 1) // 2
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    for ci in prange(n_chunks):
+        E = np.empty((mmax, d))
+        Pe = np.empty((P, d))
+        Z = np.empty((P, t))
+        att = np.empty(P)
+        c = np.empty(d)
+        mask = np.ones(d)
+        for r in range(ci * _CHUNK, min(n, (ci + 1) * _CHUNK)):
+            lin, pair, _ = _forward(indices, data, indptr[r], indptr[r + 1], T, H, t, mask, E,
+                                    Pe, Z, att, c)
+            out[r] = w0[0] + lin + pair
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
+    """out[r] = d/ds L(f(s x_r), y_r) at s = 1 (SMFM Eq. 5) by forward-mode tangents."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    P = mmax * (mmax - 1) // 2
+    bo = t * d
+    ho = bo + t
+    po = ho + t
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    for ci in prange(n_chunks):
+        E = np.empty((mmax, d))
+        Pe = np.empty((P, d))
+        Z = np.empty((P, t))
+        att = np.empty(P)
+        dl = np.empty(P)
+        c = np.empty(d)
+        mask = np.ones(d)
+        for r in range(ci * _CHUNK, min(n, (ci + 1) * _CHUNK)):
+            lin, pair, npair = _forward(indices, data, indptr[r], indptr[r + 1], T, H, t, mask,
+                                        E, Pe, Z, att, c)
+            f = w0[0] + lin + pair
+            df = lin + 2.0 * pair  # tangent of the pair term with the attention held fixed
+            if npair > 0:
+                mean = 0.0
+                for q in range(npair):
+                    s = 0.0
+                    for k in range(t):
+                        if Z[q, k] > 0.0:
+                            s += H[ho + k] * 2.0 * (Z[q, k] - H[bo + k])
+                    dl[q] = s
+                    mean += att[q] * s
+                for q in range(npair):
+                    da = att[q] * (dl[q] - mean)
+                    s = 0.0
+                    for f2 in range(d):
+                        s += H[po + f2] * Pe[q, f2]
+                    df += da * s
+            out[r] = loss_deriv(f, y[r], loss_id) * df
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def afm_attention(indptr, indices, data, T, H, t, mmax, pptr, pairs, weights):
+    """Attention weights of every row's pairs i < j (storage order) into weights[pptr[r]:...],
+    their feature ids into pairs[pptr[r]:..., :2]."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    P = mmax * (mmax - 1) // 2
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    for ci in prange(n_chunks):
+        E = np.empty((mmax, d))
+        Pe = np.empty((P, d))
+        Z = np.empty((P, t))
+        att = np.empty(P)
+        c = np.empty(d)
+        mask = np.ones(d)
+        for r in range(ci * _CHUNK, min(n, (ci + 1) * _CHUNK)):
+            a = indptr[r]
+            e = indptr[r + 1]
+            _, _, npair = _forward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c)
+            o = pptr[r]
+            q = 0
+            for i in range(e - a):
+                for k in range(i + 1, e - a):
+                    pairs[o + q, 0] = indices[a + i]
+                    pairs[o + q, 1] = indices[a + k]
+                    weights[o + q] = att[q]
+                    q += 1

@@ -1,0 +1,459 @@
+"""Neural factorization machine kernels (He & Chua 2017).
+
+Parameters: ``w0`` (1,), the feature table ``T`` = [w | V] (n_features, 1 + d) as in FM, and a
+flat float64 vector ``head`` holding, for each hidden layer l = 1..L, ``W_l`` (n_l, n_{l-1})
+row-major, ``b_l`` (n_l), with batch norm ``gamma_l`` and ``beta_l`` (n_l), and last the output
+weights ``h`` (n_L; n_0 = d).  ``layout`` (L + 1, 6) int64 gives per layer (row 0 = the
+Bi-Interaction layer) its size, its column offset in the activation buffers and the offsets of
+W, b, gamma, beta in ``head`` (-1 when absent).  For one row:
+
+    BI_f = 0.5 (s_f^2 - q_f),  z_0 = dropout(BI, p_bi)
+    z_l = dropout(act(BN(W_l z_{l-1} + b_l)), p_hidden)
+    f(x) = w0 + sum_j w_j x_j + h . z_L
+
+Batch norm uses the batch statistics in training and the running averages (``bn_mean``,
+``bn_var``, momentum 0.1, unbiased variance, as torch) at inference.  df/dv_jf = sum_f
+(df/dBI_f) x_j (s_f - v_jf x_j), so the feature phase is FM's with the row factor g_b replaced by
+the vector D[b] = g_b df_b/dBI.  The head's gradients are reduced per unit over the batch rows in
+row order, so results do not depend on the number of threads.  Dropout masks are a pure function
+of (seed, epoch, step, row, layer, unit) through the counter-based RNG.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import FASTMATH
+from .csr import transpose_batch
+from .losses import loss_deriv, loss_value, sigmoid
+from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
+from .rng import stream_key, uniform
+
+IDENTITY = 0
+RELU = 1
+TANH = 2
+LOGISTIC = 3
+
+SIZE = 0
+ZOFF = 1
+OFFW = 2
+OFFB = 3
+OFFG = 4
+OFFBE = 5
+
+BN_EPS = 1e-5
+_STRIDE = 64
+_CHUNK = 1024
+
+
+@njit(cache=True, inline="always")
+def _act(x, act):
+    if act == RELU:
+        return x if x > 0.0 else 0.0
+    if act == TANH:
+        return math.tanh(x)
+    if act == LOGISTIC:
+        return sigmoid(x)
+    return x
+
+
+@njit(cache=True, inline="always")
+def _act_grad(a, act):
+    """Derivative of the activation expressed through its output a."""
+    if act == RELU:
+        return 1.0 if a > 0.0 else 0.0
+    if act == TANH:
+        return 1.0 - a * a
+    if act == LOGISTIC:
+        return a * (1.0 - a)
+    return 1.0
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
+                  bn_var, train, key, p_bi, p_hid, act, LIN, S, Q, Z, A, XH, M, MU, VAR, F):
+    """Rows [start, start + B): F[b] = f(x_b).  Keeps what the backward pass needs: S (row sums),
+    A (BI, then each layer's activation before dropout), M (dropout scale), Z (layer outputs),
+    XH (normalised pre-activations with BN, else pre-activations), MU/VAR (BN statistics used).
+    ``train`` enables dropout and BN batch statistics."""
+    d = T.shape[1] - 1
+    L = layout.shape[0] - 1
+    drop_bi = train and p_bi > 0.0
+    drop_h = train and p_hid > 0.0
+    for b in prange(B):
+        r = start + b
+        st = np.zeros(1, np.uint64)
+        lin = 0.0
+        for k in range(d):
+            S[b, k] = 0.0
+            Q[b, k] = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            j = indices[p]
+            x = data[p]
+            lin += T[j, 0] * x
+            for k in range(d):
+                t = T[j, k + 1] * x
+                S[b, k] += t
+                Q[b, k] += t * t
+        LIN[b] = lin
+        if drop_bi:
+            st[0] = stream_key(key, b, 0)
+        for k in range(d):
+            bi = 0.5 * (S[b, k] * S[b, k] - Q[b, k])
+            A[b, k] = bi
+            m = 1.0
+            if drop_bi:
+                m = 0.0 if uniform(st) < p_bi else 1.0 / (1.0 - p_bi)
+            M[b, k] = m
+            Z[b, k] = bi * m
+    for l in range(1, L + 1):
+        n = layout[l, SIZE]
+        zl = layout[l, ZOFF]
+        npv = layout[l - 1, SIZE]
+        zp = layout[l - 1, ZOFF]
+        oW = layout[l, OFFW]
+        ob = layout[l, OFFB]
+        og = layout[l, OFFG]
+        obe = layout[l, OFFBE]
+        for b in prange(B):
+            for i in range(n):
+                u = head[ob + i]
+                base = oW + i * npv
+                for k in range(npv):
+                    u += head[base + k] * Z[b, zp + k]
+                XH[b, zl + i] = u
+        if bn:
+            if train:
+                for i in prange(n):
+                    mu = 0.0
+                    for b in range(B):
+                        mu += XH[b, zl + i]
+                    mu /= B
+                    var = 0.0
+                    for b in range(B):
+                        dv = XH[b, zl + i] - mu
+                        var += dv * dv
+                    MU[zl + i] = mu
+                    VAR[zl + i] = var / B
+            else:
+                for i in range(n):
+                    MU[zl + i] = bn_mean[zl + i]
+                    VAR[zl + i] = bn_var[zl + i]
+        for b in prange(B):
+            st = np.zeros(1, np.uint64)
+            if drop_h:
+                st[0] = stream_key(key, b, l)
+            for i in range(n):
+                pre = XH[b, zl + i]
+                if bn:
+                    xh = (pre - MU[zl + i]) / math.sqrt(VAR[zl + i] + BN_EPS)
+                    XH[b, zl + i] = xh
+                    pre = head[og + i] * xh + head[obe + i]
+                a = _act(pre, act)
+                A[b, zl + i] = a
+                m = 1.0
+                if drop_h:
+                    m = 0.0 if uniform(st) < p_hid else 1.0 / (1.0 - p_hid)
+                M[b, zl + i] = m
+                Z[b, zl + i] = a * m
+    zL = layout[L, ZOFF]
+    nL = layout[L, SIZE]
+    for b in prange(B):
+        f = w0[0] + LIN[b]
+        for k in range(nL):
+            f += head[offh + k] * Z[b, zL + k]
+        F[b] = f
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
+                   want_head):
+    """Given G[b] = dObj/df_b and the forward buffers: D[b] = G[b] df_b/dBI_b (B, d) and, with
+    ``want_head``, GH = dObj/dhead (every entry written).  BN in training couples the rows of a
+    layer through the batch statistics (standard BN backward)."""
+    d = layout[0, SIZE]
+    L = layout.shape[0] - 1
+    zL = layout[L, ZOFF]
+    nL = layout[L, SIZE]
+    for b in prange(B):
+        for k in range(nL):
+            DZ[b, zL + k] = G[b] * head[offh + k]
+    if want_head:
+        for k in prange(nL):
+            acc = 0.0
+            for b in range(B):
+                acc += G[b] * Z[b, zL + k]
+            GH[offh + k] = acc
+    for l in range(L, 0, -1):
+        n = layout[l, SIZE]
+        zl = layout[l, ZOFF]
+        npv = layout[l - 1, SIZE]
+        zp = layout[l - 1, ZOFF]
+        oW = layout[l, OFFW]
+        ob = layout[l, OFFB]
+        og = layout[l, OFFG]
+        obe = layout[l, OFFBE]
+        for b in prange(B):
+            for i in range(n):
+                DZ[b, zl + i] = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
+        if bn:
+            for i in prange(n):
+                sg = 0.0
+                sb = 0.0
+                for b in range(B):
+                    dp = DZ[b, zl + i]
+                    sb += dp
+                    sg += dp * XH[b, zl + i]
+                if want_head:
+                    GH[og + i] = sg
+                    GH[obe + i] = sb
+                c = head[og + i] / math.sqrt(VAR[zl + i] + BN_EPS)
+                if train:
+                    mb = sb / B
+                    mg = sg / B
+                    for b in range(B):
+                        DZ[b, zl + i] = c * (DZ[b, zl + i] - mb - XH[b, zl + i] * mg)
+                else:
+                    for b in range(B):
+                        DZ[b, zl + i] = c * DZ[b, zl + i]
+        if want_head:
+            for i in prange(n):
+                base = oW + i * npv
+                for k in range(npv):
+                    GH[base + k] = 0.0
+                gb = 0.0
+                for b in range(B):
+                    du = DZ[b, zl + i]
+                    gb += du
+                    for k in range(npv):
+                        GH[base + k] += du * Z[b, zp + k]
+                GH[ob + i] = gb
+        for b in prange(B):
+            for k in range(npv):
+                acc = 0.0
+                for i in range(n):
+                    acc += head[oW + i * npv + k] * DZ[b, zl + i]
+                DZ[b, zp + k] = acc
+    for b in prange(B):
+        for k in range(d):
+            D[b, k] = DZ[b, k] * M[b, k]
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
+    """GT[u] = d(batch objective)/d T[j] for j = uniq[u]: d/dw_j = sum_b g_b x_bj,
+    d/dv_jf = sum_b D_bf x_bj (s_bf - v_jf x_bj), summed in row order, plus alpha T[j]."""
+    d = T.shape[1] - 1
+    j = uniq[u]
+    gw = 0.0
+    for k in range(d + 1):
+        GT[u, k] = 0.0
+    for o in range(ptr[u], ptr[u + 1]):
+        b = occ_b[o]
+        x = occ_x[o]
+        gw += G[b] * x
+        for k in range(d):
+            GT[u, k + 1] += D[b, k] * x * (S[b, k] - T[j, k + 1] * x)
+    GT[u, 0] = gw + alpha * T[j, 0]
+    if alpha != 0.0:
+        for k in range(d):
+            GT[u, k + 1] += alpha * T[j, k + 1]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
+    for lane in prange(_STRIDE):
+        for u in range(lane, nu, _STRIDE):
+            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT, stT, solver, coef,
+                     bad):
+    for lane in prange(_STRIDE):
+        for u in range(lane, nu, _STRIDE):
+            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
+            ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
+            bad[u] = 0 if ok else 1
+
+
+@njit(cache=True)
+def _width(layout):
+    L = layout.shape[0] - 1
+    return layout[L, ZOFF] + layout[L, SIZE]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, bn_mean, bn_var,
+                   train, act, loss_id, alpha, slot):
+    """Gradient of the objective (1/B) sum_b sw_b l(f_b, y_b) + (alpha/2) sum_{j in batch}
+    ||T_j||^2 over all rows of the CSR matrix as one batch, without dropout (``train`` selects BN
+    batch statistics).  Returns (objective, d/dw0, unique features, their gradient rows,
+    d/dhead)."""
+    B = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    W = _width(layout)
+    LIN = np.empty(B)
+    S = np.empty((B, d))
+    Q = np.empty((B, d))
+    Z = np.empty((B, W))
+    A = np.empty((B, W))
+    XH = np.empty((B, W))
+    M = np.empty((B, W))
+    DZ = np.empty((B, W))
+    MU = np.zeros(W)
+    VAR = np.ones(W)
+    F = np.empty(B)
+    G = np.empty(B)
+    D = np.empty((B, d))
+    GH = np.zeros(head.shape[0])
+    forward_batch(indptr, indices, data, 0, B, w0, T, head, layout, offh, bn, bn_mean, bn_var,
+                  train, np.uint64(0), 0.0, 0.0, act, LIN, S, Q, Z, A, XH, M, MU, VAR, F)
+    obj = 0.0
+    g0 = 0.0
+    for b in range(B):
+        obj += sw[b] * loss_value(F[b], y[b], loss_id)
+        G[b] = sw[b] / B * loss_deriv(F[b], y[b], loss_id)
+        g0 += G[b]
+    obj /= B
+    backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, DZ, D, GH, True)
+    cap = indices.shape[0]
+    uniq = np.empty(cap, np.int32)
+    cnt = np.empty(cap, np.int64)
+    ptr = np.empty(cap + 1, np.int64)
+    occ_b = np.empty(cap, np.int32)
+    occ_x = np.empty(cap, T.dtype)
+    nu = transpose_batch(indptr, indices, data, 0, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+    GT = np.empty((nu, d + 1), T.dtype)
+    feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
+    reg = 0.0
+    for u in range(nu):
+        for k in range(d + 1):
+            reg += T[uniq[u], k] * T[uniq[u], k]
+    return obj + 0.5 * alpha * reg, g0, uniq[:nu].copy(), GT, GH
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mean, bn_var, act,
+                 loss_id, saliency, out):
+    """Inference mode (no dropout, BN running statistics), in chunks of rows: out[r] = f(x_r),
+    or with ``saliency`` S(x_r, y_r) = g (sum_j w_j x_j + 2 (df/dBI) . BI) (BI is homogeneous of
+    degree 2 in x)."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    W = _width(layout)
+    C = min(n, _CHUNK)
+    LIN = np.empty(C)
+    S = np.empty((C, d))
+    Q = np.empty((C, d))
+    Z = np.empty((C, W))
+    A = np.empty((C, W))
+    XH = np.empty((C, W))
+    M = np.empty((C, W))
+    DZ = np.empty((C, W))
+    MU = np.zeros(W)
+    VAR = np.ones(W)
+    F = np.empty(C)
+    G = np.empty(C)
+    D = np.empty((C, d))
+    GH = np.empty(0)
+    for start in range(0, n, _CHUNK):
+        B = min(_CHUNK, n - start)
+        forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
+                      bn_var, False, np.uint64(0), 0.0, 0.0, act, LIN, S, Q, Z, A, XH, M, MU,
+                      VAR, F)
+        if not saliency:
+            for b in range(B):
+                out[start + b] = F[b]
+            continue
+        for b in range(B):
+            G[b] = loss_deriv(F[b], y[start + b], loss_id)
+        backward_batch(B, head, layout, offh, bn, False, act, G, Z, A, XH, M, VAR, DZ, D, GH,
+                       False)
+        for b in range(B):
+            acc = 0.0
+            for k in range(d):
+                acc += D[b, k] * A[b, k]
+            out[start + b] = G[b] * LIN[b] + 2.0 * acc
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, offh, bn,
+                bn_mean, bn_var, momentum, seed, epoch, act, p_bi, p_hid, st0, stT, stH, solver,
+                lr, beta_1, beta_2, eps, step, loss_id, alpha, slot):
+    """One pass over an epoch block in minibatches: forward (train mode), backward, lazy update
+    of the touched rows of T, dense update of w0 and head, BN running averages.
+
+    Returns (sum of weighted row losses, steps taken, status) with status 0 = fine, 1 = a
+    non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    W = _width(layout)
+    h0 = layout[1, ZOFF] if layout.shape[0] > 1 else W
+    Bmax = min(batch_size, n)
+    cap = 0
+    for start in range(0, n, batch_size):
+        cap = max(cap, indptr[min(n, start + batch_size)] - indptr[start])
+    LIN = np.empty(Bmax)
+    S = np.empty((Bmax, d))
+    Q = np.empty((Bmax, d))
+    Z = np.empty((Bmax, W))
+    A = np.empty((Bmax, W))
+    XH = np.empty((Bmax, W))
+    M = np.empty((Bmax, W))
+    DZ = np.empty((Bmax, W))
+    MU = np.zeros(W)
+    VAR = np.ones(W)
+    F = np.empty(Bmax)
+    G = np.empty(Bmax)
+    D = np.empty((Bmax, d))
+    GH = np.zeros(head.shape[0])
+    uniq = np.empty(cap, np.int32)
+    cnt = np.empty(cap, np.int64)
+    ptr = np.empty(cap + 1, np.int64)
+    occ_b = np.empty(cap, np.int32)
+    occ_x = np.empty(cap, T.dtype)
+    GT = np.empty((cap, d + 1), T.dtype)
+    bad = np.zeros(cap, np.uint8)
+    g0 = np.empty(1)
+    coef = np.empty(7, T.dtype)
+    total = 0.0
+    n_steps = 0
+    for start in range(0, n, batch_size):
+        B = min(batch_size, n - start)
+        key = stream_key(seed, epoch, step + 1)
+        forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
+                      bn_var, True, key, p_bi, p_hid, act, LIN, S, Q, Z, A, XH, M, MU, VAR, F)
+        batch_loss = 0.0
+        g0[0] = 0.0
+        for b in range(B):
+            r = start + b
+            batch_loss += sw[r] * loss_value(F[b], y[r], loss_id)
+            G[b] = sw[r] / B * loss_deriv(F[b], y[r], loss_id)
+            g0[0] += G[b]
+        if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
+            return total, n_steps, 1
+        total += batch_loss
+        backward_batch(B, head, layout, offh, bn, True, act, G, Z, A, XH, M, VAR, DZ, D, GH,
+                       True)
+        if bn:
+            unb = B / (B - 1.0) if B > 1 else 1.0
+            for c in range(h0, W):
+                bn_mean[c] = (1.0 - momentum) * bn_mean[c] + momentum * MU[c]
+                bn_var[c] = (1.0 - momentum) * bn_var[c] + momentum * VAR[c] * unb
+        nu = transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+        step += 1
+        n_steps += 1
+        lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
+        row_coefs(coef, lr, lr_t, beta_1, beta_2, eps)
+        grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT, stT, solver, coef,
+                         bad)
+        ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
+        if not update_dense(head, stH, GH, solver, lr, lr_t, beta_1, beta_2, eps):
+            ok = False
+        for u in range(nu):
+            if bad[u]:
+                ok = False
+        if not ok:
+            return total, n_steps, 2
+    return total, n_steps, 0

@@ -1,0 +1,247 @@
+"""NFM: kernels against an independent float64 numpy implementation, and the estimators."""
+import zlib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skfm._base import to_csr_data
+from skfm._cores import FMCore
+from skfm._kernels.losses import LOGISTIC, SQUARED
+from skfm._nfm import NFMClassifier, NFMCore, NFMRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+EPS_BN = 1e-5
+
+
+# ------------------------------------------------------------------ independent numpy model
+def unpack(head, d, hidden, bn):
+    """Split head in its documented order: per layer W (n, n_prev) row-major, b, [gamma, beta];
+    then h."""
+    layers, o, prev = [], 0, d
+    for n in hidden:
+        W = head[o:o + n * prev].reshape(n, prev)
+        o += n * prev
+        b = head[o:o + n]
+        o += n
+        g = be = None
+        if bn:
+            g, be = head[o:o + n], head[o + n:o + 2 * n]
+            o += 2 * n
+        layers.append((W, b, g, be))
+        prev = n
+    assert len(head) == o + prev
+    return layers, head[o:]
+
+
+ACT = {"relu": lambda u: np.maximum(u, 0), "tanh": np.tanh,
+       "logistic": lambda u: 1 / (1 + np.exp(-u)), "identity": lambda u: u}
+
+
+def np_forward(X, w0, T, head, hidden, act, bn, bn_mean=None, bn_var=None, bn_train=False):
+    """f for dense rows X (n, p): plain numpy, no dropout.  BN columns of the running stats are
+    indexed by the layer's offset d + sum of previous sizes."""
+    X = np.asarray(X, dtype=np.float64)
+    d = T.shape[1] - 1
+    w, V = T[:, 0].astype(np.float64), T[:, 1:].astype(np.float64)
+    s = X @ V
+    q = (X ** 2) @ (V ** 2)
+    z = 0.5 * (s ** 2 - q)
+    layers, h = unpack(head, d, hidden, bn)
+    off = d
+    for (W, b, g, be) in layers:
+        u = z @ W.T + b
+        n = len(b)
+        if bn:
+            if bn_train:
+                mu, var = u.mean(0), u.var(0)
+            else:
+                mu, var = bn_mean[off:off + n], bn_var[off:off + n]
+            u = g * (u - mu) / np.sqrt(var + EPS_BN) + be
+        z = ACT[act](u)
+        off += n
+    return w0[0] + X @ w + z @ h
+
+
+def np_loss(f, y, loss_id):
+    if loss_id == LOGISTIC:
+        return np.logaddexp(0, f) - y * f
+    return 0.5 * (f - y) ** 2
+
+
+def np_objective(X, y, sw, w0, T, head, hidden, act, bn, bn_mean, bn_var, bn_train, loss_id,
+                 alpha):
+    f = np_forward(X, w0, T, head, hidden, act, bn, bn_mean, bn_var, bn_train)
+    touched = np.flatnonzero((np.asarray(X) != 0).any(0))
+    return np.mean(sw * np_loss(f, y, loss_id)) + 0.5 * alpha * np.sum(T[touched] ** 2)
+
+
+def make_problem(seed, n=7, p=9, d=4, hidden=(5,), bn=False, act="tanh", density=0.5,
+                 dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    Xd = rng.normal(size=(n, p)) * (rng.random((n, p)) < density)
+    Xd[:, 0] += 0.5  # every row has a nonzero
+    core = NFMCore(hidden, act, batch_norm=bn)
+    params = core.init_params(p, d, dtype, rng, 0.5)
+    params["w0"][:] = rng.normal()
+    params["T"][:, 0] = rng.normal(size=p)
+    params["head"][:] += rng.normal(0, 0.3, params["head"].shape)  # gamma/beta/h off defaults
+    params["bn_mean"][:] = rng.normal(0, 0.3, params["bn_mean"].shape)
+    params["bn_var"][:] = rng.uniform(0.5, 2.0, params["bn_var"].shape)
+    X = to_csr_data(sp.csr_matrix(Xd), np.dtype(dtype))
+    return core, params, X, Xd, rng
+
+
+CASES = [((), "identity", False), ((5,), "tanh", False), ((5,), "logistic", False),
+         ((4, 3), "relu", False), ((5,), "tanh", True), ((4, 3), "logistic", True),
+         ((3,), "identity", True)]
+
+
+@pytest.mark.parametrize("hidden,act,bn", CASES)
+@pytest.mark.parametrize("bn_train", [False, True])
+@pytest.mark.parametrize("loss_id", [LOGISTIC, SQUARED])
+def test_batch_gradient_matches_finite_differences(hidden, act, bn, bn_train, loss_id):
+    if bn_train and not bn:
+        pytest.skip("no batch norm")
+    seed = zlib.crc32(repr((hidden, act, bn, loss_id)).encode())
+    core, params, X, Xd, rng = make_problem(seed, hidden=hidden, bn=bn, act=act)
+    n = Xd.shape[0]
+    y = rng.integers(0, 2, n).astype(float) if loss_id == LOGISTIC else rng.normal(size=n)
+    sw = rng.uniform(0.5, 2.0, n)
+    alpha = 0.03
+    obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, loss_id, alpha, train=bn_train)
+
+    def objective(w0, T, head):
+        return np_objective(Xd, y, sw, w0, T, head, hidden, act, bn, params["bn_mean"],
+                            params["bn_var"], bn_train, loss_id, alpha)
+
+    w0, T, head = params["w0"], params["T"], params["head"]
+    np.testing.assert_allclose(obj, objective(w0, T, head), rtol=1e-10)
+    h = 1e-6
+
+    def fd(name, idx):
+        arrs = {"w0": w0.copy(), "T": T.copy(), "head": head.copy()}
+        arrs[name][idx] += h
+        up = objective(arrs["w0"], arrs["T"], arrs["head"])
+        arrs[name][idx] -= 2 * h
+        dn = objective(arrs["w0"], arrs["T"], arrs["head"])
+        return (up - dn) / (2 * h)
+
+    np.testing.assert_allclose(g0, fd("w0", 0), rtol=1e-5, atol=1e-8)
+    assert sorted(uniq.tolist()) == np.flatnonzero((Xd != 0).any(0)).tolist()
+    num_T = np.array([[fd("T", (j, k)) for k in range(T.shape[1])] for j in uniq])
+    np.testing.assert_allclose(GT, num_T, rtol=1e-5, atol=1e-8)
+    num_H = np.array([fd("head", c) for c in range(len(head))])
+    np.testing.assert_allclose(GH, num_H, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("hidden,act,bn", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_decision_matches_numpy(hidden, act, bn, dtype):
+    core, params, X, Xd, _ = make_problem(3, n=40, p=12, hidden=hidden, bn=bn, act=act,
+                                          dtype=dtype)
+    ref = np_forward(Xd.astype(dtype), params["w0"], params["T"], params["head"], hidden, act, bn,
+                     params["bn_mean"], params["bn_var"])
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(core.decision(params, X), ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("hidden,act,bn", CASES)
+@pytest.mark.parametrize("loss_id", [LOGISTIC, SQUARED])
+def test_saliency_matches_finite_differences(hidden, act, bn, loss_id):
+    core, params, X, Xd, rng = make_problem(5, n=20, p=10, hidden=hidden, bn=bn, act=act)
+    n = Xd.shape[0]
+    y = rng.integers(0, 2, n).astype(float) if loss_id == LOGISTIC else rng.normal(size=n)
+    sal = core.saliency(params, X, y, loss_id)
+    h = 1e-6
+
+    def L(t):
+        f = np_forward(t * Xd, params["w0"], params["T"], params["head"], hidden, act, bn,
+                       params["bn_mean"], params["bn_var"])
+        return np_loss(f, y, loss_id)
+
+    np.testing.assert_allclose(sal, (L(1 + h) - L(1 - h)) / (2 * h), rtol=1e-5, atol=1e-8)
+
+
+def test_nfm0_with_unit_h_is_fm():
+    rng = np.random.default_rng(0)
+    Xd = rng.normal(size=(30, 15)) * (rng.random((30, 15)) < 0.4)
+    X = to_csr_data(sp.csr_matrix(Xd), np.dtype(np.float64))
+    core = NFMCore((), "identity")
+    params = core.init_params(15, 6, np.float64, rng, 0.3)
+    params["w0"][:] = 0.7
+    params["T"][:, 0] = rng.normal(size=15)
+    params["head"][:] = 1.0
+    fm = {"w0": params["w0"].copy(), "T": params["T"].copy()}
+    np.testing.assert_allclose(core.decision(params, X), FMCore.decision(fm, X), rtol=1e-12,
+                               atol=1e-12)
+    y = rng.integers(0, 2, 30).astype(float)
+    np.testing.assert_allclose(core.saliency(params, X, y, LOGISTIC),
+                               FMCore.saliency(fm, X, y, LOGISTIC), rtol=1e-12, atol=1e-12)
+
+
+def _data(seed=0, n=300, p=40):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, p, density=0.15, random_state=seed, format="csr")
+    tot = np.asarray(X.sum(1)).ravel()
+    y = (tot + rng.normal(0, 0.3, n) > np.median(tot)).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("kw", [{}, {"dropout_bi": 0.3, "dropout_hidden": 0.2},
+                                {"batch_norm": True, "dropout_bi": 0.2}])
+def test_same_model_whatever_n_jobs(kw):
+    X, y = _data()
+    a = NFMClassifier(max_iter=5, batch_size=32, random_state=1, n_jobs=1, **kw).fit(X, y)
+    b = NFMClassifier(max_iter=5, batch_size=32, random_state=1, n_jobs=2, **kw).fit(X, y)
+    for pa, pb in zip(a._params, b._params):
+        for k in pa:
+            np.testing.assert_array_equal(pa[k], pb[k])
+    np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))
+
+
+def test_dropout_and_bn_change_training_and_learn():
+    X, y = _data(1)
+    plain = NFMClassifier(max_iter=20, batch_size=32, random_state=0).fit(X, y)
+    drop = NFMClassifier(max_iter=20, batch_size=32, random_state=0, dropout_bi=0.3).fit(X, y)
+    bn = NFMClassifier(max_iter=20, batch_size=32, random_state=0, batch_norm=True).fit(X, y)
+    assert not np.array_equal(plain.coef_, drop.coef_)
+    assert not np.allclose(bn._params[0]["bn_var"][8:], 1.0)  # running stats were updated
+    for m in (plain, drop, bn):
+        assert m.score(X, y) > 0.7
+
+
+@pytest.mark.parametrize("Est", [NFMClassifier, NFMRegressor])
+def test_augmentation_saliency_fits(Est):
+    X, y = _data(2)
+    m = Est(augmentation="saliency", n_candidates=3, max_iter=3, random_state=0).fit(X, y)
+    assert np.isfinite(m.predict(X)).all() if Est is NFMRegressor else len(m.predict(X)) == 300
+    assert m.saliency(X, y).shape == (300,)
+
+
+def test_multiclass_and_attributes():
+    X, _ = _data(3)
+    y = np.arange(300) % 3
+    m = NFMClassifier(n_factors=4, max_iter=2, random_state=0).fit(X, y)
+    assert m.coef_.shape == (3, 40) and m.factors_.shape == (3, 40, 4)
+    assert m.predict_proba(X).shape == (300, 3)
+
+
+def test_bad_hidden_layer_sizes():
+    X, y = _data()
+    with pytest.raises(ValueError):
+        NFMClassifier(hidden_layer_sizes=(4, 0)).fit(X, y)
+
+
+_MINIBATCH_LIMITATIONS = {
+    "check_sample_weight_equivalence_on_dense_data": "minibatch steps differ from duplicated rows",
+    "check_sample_weight_equivalence_on_sparse_data": "minibatch steps differ from duplicated rows",
+}
+
+
+@parametrize_with_checks([NFMClassifier(random_state=0), NFMRegressor(random_state=0)],
+                         expected_failed_checks=lambda e: dict(_MINIBATCH_LIMITATIONS))
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
