@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .csr import transpose_batch
+from .csr import batch_capacity, transpose_batch, transpose_buffers
 from .losses import loss_deriv, loss_value
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .rng import stream_key, uniform
@@ -316,9 +316,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
     Bmax = min(batch_size, n)
-    cap = 0
-    for start in range(0, n, batch_size):
-        cap = max(cap, indptr[min(n, start + batch_size)] - indptr[start])
+    cap = batch_capacity(indptr, batch_size)
     n_chunks_max = (Bmax + _RCH - 1) // _RCH
     G = np.empty(Bmax)
     L = np.empty(Bmax)
@@ -326,10 +324,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
     HG = np.empty((n_chunks_max, H.shape[0]))
     gH = np.empty(H.shape[0])
     pos = np.arange(indptr[n]).astype(np.int64)
-    uniq = np.empty(cap, np.int32)
-    cnt = np.empty(cap, np.int64)
-    ptr = np.empty(cap + 1, np.int64)
-    occ_b = np.empty(cap, np.int32)
+    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_p = np.empty(cap, np.int64)
     GT = np.empty((cap, d + 1), T.dtype)
     bad = np.zeros(cap, np.uint8)

@@ -96,3 +96,21 @@ def is_canonical(indptr, indices):
                 bad[r] = 1
                 break
     return not bad.any()
+
+
+@njit(cache=True)
+def batch_capacity(indptr, batch_size):
+    """The most nonzeros of any minibatch of an epoch block (the size of a batch's buffers)."""
+    n = indptr.shape[0] - 1
+    cap = 0
+    for start in range(0, n, batch_size):
+        cap = max(cap, indptr[min(n, start + batch_size)] - indptr[start])
+    return cap
+
+
+@njit(cache=True)
+def transpose_buffers(cap):
+    """(uniq, cnt, ptr, occ_b) for transpose_batch on batches of at most ``cap`` nonzeros; the
+    caller adds ``occ_x`` of the dtype it transposes (values or positions)."""
+    return (np.empty(cap, np.int32), np.empty(cap, np.int64), np.empty(cap + 1, np.int64),
+            np.empty(cap, np.int32))

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .csr import gather_rows, transpose_batch
+from .csr import batch_capacity, gather_rows, transpose_batch, transpose_buffers
 from .losses import loss_deriv, loss_value
 from .mixup import draw_one
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
@@ -168,10 +168,7 @@ def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
     G = np.empty(B, T.dtype)
     L = np.empty(B)
     forward_batch(ip, ind, dat, y, sw, 0, B, w0, T, S, Q, G, L, loss_id)
-    uniq = np.empty(cap, np.int32)
-    cnt = np.empty(cap, np.int64)
-    ptr = np.empty(cap + 1, np.int64)
-    occ_b = np.empty(cap, np.int32)
+    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
     nu = transpose_batch(ip, ind, dat, 0, B, slot, uniq, cnt, ptr, occ_b, occ_x)
     GT = np.empty((nu, d + 1), T.dtype)
@@ -200,17 +197,12 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
     Bmax = min(batch_size, n)
-    cap = 0
-    for start in range(0, n, batch_size):
-        cap = max(cap, indptr[min(n, start + batch_size)] - indptr[start])
+    cap = batch_capacity(indptr, batch_size)
     S = np.empty((Bmax, d), T.dtype)
     Q = np.empty((Bmax, d), T.dtype)
     G = np.empty(Bmax, T.dtype)
     L = np.empty(Bmax)
-    uniq = np.empty(cap, np.int32)
-    cnt = np.empty(cap, np.int64)
-    ptr = np.empty(cap + 1, np.int64)
-    occ_b = np.empty(cap, np.int32)
+    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
     GT = np.empty((cap, d + 1), T.dtype)
     bad = np.zeros(cap, np.uint8)

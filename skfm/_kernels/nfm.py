@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .csr import transpose_batch
+from .csr import batch_capacity, transpose_batch, transpose_buffers
 from .losses import loss_deriv, loss_value, sigmoid
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .rng import stream_key, uniform
@@ -318,10 +318,7 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, 
     obj /= B
     backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, DZ, D, GH, True)
     cap = indices.shape[0]
-    uniq = np.empty(cap, np.int32)
-    cnt = np.empty(cap, np.int64)
-    ptr = np.empty(cap + 1, np.int64)
-    occ_b = np.empty(cap, np.int32)
+    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
     nu = transpose_batch(indptr, indices, data, 0, B, slot, uniq, cnt, ptr, occ_b, occ_x)
     GT = np.empty((nu, d + 1), T.dtype)
@@ -391,9 +388,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
     W = _width(layout)
     h0 = layout[1, ZOFF] if layout.shape[0] > 1 else W
     Bmax = min(batch_size, n)
-    cap = 0
-    for start in range(0, n, batch_size):
-        cap = max(cap, indptr[min(n, start + batch_size)] - indptr[start])
+    cap = batch_capacity(indptr, batch_size)
     LIN = np.empty(Bmax)
     S = np.empty((Bmax, d))
     Q = np.empty((Bmax, d))
@@ -408,10 +403,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
     G = np.empty(Bmax)
     D = np.empty((Bmax, d))
     GH = np.zeros(head.shape[0])
-    uniq = np.empty(cap, np.int32)
-    cnt = np.empty(cap, np.int64)
-    ptr = np.empty(cap + 1, np.int64)
-    occ_b = np.empty(cap, np.int32)
+    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
     GT = np.empty((cap, d + 1), T.dtype)
     bad = np.zeros(cap, np.uint8)
