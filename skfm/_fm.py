@@ -1,4 +1,5 @@
-"""Factorization machine estimators: FM, and FM with Mixup (MixFM) or saliency-guided Mixup (SMFM)."""
+"""Factorization machine estimators: FM, and FM trained with Mixup (MixFM) or saliency-guided
+Mixup (SMFM)."""
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
 from ._cores import FMCore
 
@@ -16,8 +17,8 @@ class FMClassifier(FMClassifierMixin, BaseFactorizationMachine):
     computed in O(nnz d) as ``w0 + sum_i w_i x_i + 0.5 sum_f ((sum_i v_if x_i)^2 -
     sum_i v_if^2 x_i^2)`` by Numba kernels on the CSR rows; gradients are closed-form.
 
-    Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary labels train one model, more classes one
-    model per class (one-vs-rest).
+    Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary labels train one
+    model, more classes one model per class (one-vs-rest).
 
     Parameters
     ----------
@@ -246,8 +247,8 @@ class MixFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
     computed in O(nnz d) as ``w0 + sum_i w_i x_i + 0.5 sum_f ((sum_i v_if x_i)^2 -
     sum_i v_if^2 x_i^2)`` by Numba kernels on the CSR rows; gradients are closed-form.
 
-    Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary labels train one model, more classes one
-    model per class (one-vs-rest).
+    Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary labels train one
+    model, more classes one model per class (one-vs-rest).
 
     It is :class:`FMClassifier` with ``augmentation='mix'`` preset.
 
@@ -494,8 +495,8 @@ class SMFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
     computed in O(nnz d) as ``w0 + sum_i w_i x_i + 0.5 sum_f ((sum_i v_if x_i)^2 -
     sum_i v_if^2 x_i^2)`` by Numba kernels on the CSR rows; gradients are closed-form.
 
-    Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary labels train one model, more classes one
-    model per class (one-vs-rest).
+    Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary labels train one
+    model, more classes one model per class (one-vs-rest).
 
     It is :class:`FMClassifier` with ``augmentation='saliency'`` preset.
 
