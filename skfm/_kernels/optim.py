@@ -5,7 +5,8 @@ Solver ids: ``SGD`` (0), ``ADAGRAD`` (1), ``ADAM`` (2).  State arrays have a lea
 
 Adam's bias correction uses the global step count ``t`` (as ``torch.optim.SparseAdam`` and
 TensorFlow's LazyAdam do): ``lr_t = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``.  A row that a
-batch does not touch keeps its moments unchanged (dense Adam would decay them and keep moving the row).
+batch does not touch keeps its moments unchanged (dense Adam would decay them and keep moving
+the row).
 """
 import math
 
