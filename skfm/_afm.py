@@ -6,7 +6,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
-from ._cores import SOLVERS
+from ._cores import SOLVERS, FMCore
 from ._kernels import afm as kafm
 from ._trainer import numba_threads
 
@@ -41,10 +41,9 @@ class AFMCore:
 
     @staticmethod
     def init_state(params, solver):
-        T = params["T"]
-        rows = 0 if solver == "sgd" else T.shape[0]
-        return {"w0": np.zeros((2, 1)), "T": np.zeros((2, rows, T.shape[1]), T.dtype),
-                "H": np.zeros((2, params["H"].shape[0])), "t": 0}
+        state = FMCore.init_state(params, solver)  # w0 and the lazily updated table, as FM
+        state["H"] = np.zeros((2, params["H"].shape[0]))
+        return state
 
     @staticmethod
     def _mmax(X):

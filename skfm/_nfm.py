@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
-from ._cores import SOLVERS
+from ._cores import SOLVERS, FMCore
 from ._kernels import nfm as knfm
 
 __all__ = ["NFMClassifier", "NFMRegressor"]
@@ -82,10 +82,9 @@ class NFMCore:
 
     @staticmethod
     def init_state(params, solver):
-        T = params["T"]
-        rows = 0 if solver == "sgd" else T.shape[0]
-        return {"w0": np.zeros((2, 1)), "T": np.zeros((2, rows, T.shape[1]), T.dtype),
-                "head": np.zeros((2, params["head"].shape[0])), "t": 0}
+        state = FMCore.init_state(params, solver)  # w0 and the lazily updated table, as FM
+        state["head"] = np.zeros((2, params["head"].shape[0]))
+        return state
 
     @staticmethod
     def _static(params):
