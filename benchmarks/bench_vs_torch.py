@@ -1,11 +1,12 @@
 """skfm against the PyTorch reference (../shared/bench/torch_ref.py) on Frappe: seconds per
-training epoch of plain FM, CopyFM, MixFM and SMFM, same data, settings and thread counts, in one
-run.
+training epoch of plain FM, CopyFM, MixFM and SMFM (and of the same methods on NFM and AFM with
+``--models``), same data, settings and thread counts, in one run.
 
     pip install torch==2.13.0        # for this script only: never a dependency of skfm
     python benchmarks/bench_vs_torch.py                      # fm copy mix sm, 1 and 2 threads
     python benchmarks/bench_vs_torch.py --methods fm sm --threads 2 --json out.json
     python benchmarks/bench_vs_torch.py --quick              # fm and sm, 1 epoch, max threads
+    python benchmarks/bench_vs_torch.py --models fm nfm afm --methods fm sm --threads 2
 
 torch_ref.py runs as a subprocess (torch is never imported here, so its OpenMP runtime cannot
 meet numba's in one process); skfm runs in this process.  For every (threads, method) pair the
@@ -21,10 +22,13 @@ batch touches) and so do the random streams.
 
 Settings shared by both: d=64, Adam, lr 1e-3, batch 2048, init N(0, 0.01), no L2 (skfm
 alpha=0, torch has none), mixup lam = max(l, 1-l), l ~ Beta(0.5, 0.5), one augmented row per
-original row (mix_ratio=1), SMFM with 10 candidates.
+original row (mix_ratio=1), SMFM with 10 candidates.  NFM: one hidden layer of 64 ReLU units, no
+dropout, no batch norm (torch_ref's defaults).  AFM: attention factor 64, no dropout, no L2 on
+the attention weights.
 """
 import argparse
 import importlib.util
+import itertools
 import os
 import re
 import subprocess
@@ -43,12 +47,20 @@ METHODS = {  # torch_ref --method -> (skfm estimator, augmentation)
     "sm": ("SMFMClassifier", "saliency"),
 }
 DEFAULT_EPOCHS = {"fm": 3, "copy": 2, "mix": 2, "sm": 2}
+MODELS = {  # torch_ref --model -> (skfm class prefix, its model options)
+    "fm": (None, {}),
+    "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu", "dropout_bi": 0.0,
+                    "dropout_hidden": 0.0, "batch_norm": False}),
+    "afm": ("AFM", {"attention_factor": 64, "dropout": 0.0, "attention_alpha": 0.0}),
+}
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=["fm"],
+                    help="torch_ref --model values to compare (default: fm)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--epochs", type=int, default=None,
                     help="epochs of every method (default: fm 3, copy/mix/sm 2)")
@@ -131,8 +143,8 @@ def parse_torch(out):
     return res
 
 
-def run_torch(a, method, threads, epochs):
-    cmd = [a.torch_python, a.torch_ref, "--data", "frappe", "--method", method,
+def run_torch(a, model, method, threads, epochs):
+    cmd = [a.torch_python, a.torch_ref, "--data", "frappe", "--model", model, "--method", method,
            "--dim", str(a.dim), "--epochs", str(epochs), "--batch", str(a.batch),
            "--lr", repr(a.lr), "--seed", str(a.seed), "--threads", str(threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -171,17 +183,20 @@ def run_torch(a, method, threads, epochs):
 
 
 # ------------------------------------------------------------------------------------ skfm
-def skfm_estimator(a, method, threads, epochs):
+def skfm_estimator(a, method, threads, epochs, model="fm"):
     import skfm
     cls_name, aug = METHODS[method]
+    prefix, options = MODELS[model]
+    if prefix is not None:
+        cls_name = prefix + "Classifier"
     return getattr(skfm, cls_name)(
         n_factors=a.dim, solver="adam", learning_rate_init=a.lr, batch_size=a.batch,
         max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
         random_state=a.seed, n_jobs=threads, augmentation=aug, mix_alpha=0.5, mix_beta=0.5,
-        mix_ratio=1.0, n_candidates=a.n_candidates)
+        mix_ratio=1.0, n_candidates=a.n_candidates, **options)
 
 
-def run_skfm(a, data, method, threads, epochs):
+def run_skfm(a, data, model, method, threads, epochs):
     """skfm's seconds per epoch: [min fit(1+K) - min fit(1)] / K over --repeat runs (best of R,
     as bench_fm.py: the fastest run is the least disturbed); then the test AUC of a separate
     fit of ``epochs`` epochs, the count torch ran."""
@@ -192,9 +207,9 @@ def run_skfm(a, data, method, threads, epochs):
     for _ in range(a.repeat):
         C.wait_for_quiet(a.quiet_wait)
         with C.Timer() as t1:
-            skfm_estimator(a, method, threads, 1).fit(Xtr, ytr)
+            skfm_estimator(a, method, threads, 1, model).fit(Xtr, ytr)
         with C.CallTimes(C.skfm_epoch_targets()) as prof, C.Timer() as tk:
-            clf = skfm_estimator(a, method, threads, 1 + K).fit(Xtr, ytr)
+            clf = skfm_estimator(a, method, threads, 1 + K, model).fit(Xtr, ytr)
         assert clf.n_iter_ == 1 + K, clf.n_iter_
         gen = (prof.total.get("augment", 0.0) / (1 + K) if "augment" not in prof.missing
                else float("nan"))
@@ -204,7 +219,7 @@ def run_skfm(a, data, method, threads, epochs):
     tk, gen = min(many, key=lambda m: m[0].wall)
     epoch_s = (tk.wall - t1.wall) / K
     cpu = (tk.cpu - t1.cpu) / K
-    clf = skfm_estimator(a, method, threads, epochs).fit(Xtr, ytr)
+    clf = skfm_estimator(a, method, threads, epochs, model).fit(Xtr, ytr)
     assert clf.n_iter_ == epochs, clf.n_iter_
     p = clf.predict_proba(Xte)[:, 1]
     rows = Xtr.shape[0] * (1 if METHODS[method][1] is None else 2)
@@ -213,15 +228,16 @@ def run_skfm(a, data, method, threads, epochs):
             "test_auc": roc_auc_score(yte, p), "test_logloss": log_loss(yte, p)}
 
 
-def warmup(data, threads):
+def warmup(data, threads, models):
     """Compile (or load from cache) every kernel the timed fits use, on 2,000 rows."""
     import numpy as np
     Xtr, ytr = data[0][:2000], data[1][:2000]
     wa = argparse.Namespace(dim=8, lr=1e-3, batch=256, seed=0, n_candidates=3)
     with C.Timer() as t:
-        for m in METHODS:
-            for nt in sorted(set(threads)):
-                skfm_estimator(wa, m, nt, 1).fit(Xtr, ytr).decision_function(Xtr)
+        for model in models:
+            for m in METHODS:
+                for nt in sorted(set(threads)):
+                    skfm_estimator(wa, m, nt, 1, model).fit(Xtr, ytr).decision_function(Xtr)
     assert np.isfinite(t.wall)
     return t.wall
 
@@ -254,30 +270,32 @@ def main(argv=None):
           f"{data[2].shape[0]:,} rows, {data[0].shape[1]:,} features; loaded in {t.wall:.2f} s")
     print(f"settings: d={a.dim}, adam, lr={a.lr:g}, batch={a.batch}, seed={a.seed}, no L2, "
           f"mix_ratio=1, Beta(0.5, 0.5), SMFM candidates={a.n_candidates}")
-    wu = warmup(data, a.threads)
+    wu = warmup(data, a.threads, a.models)
     result["skfm_warmup_s"] = wu
     print(f"skfm JIT warm-up (all four methods, not timed below): {wu:.2f} s; "
           f"threading layer: {C.threading_layer()}")
     print()
 
     for nt in a.threads:
-        for m in a.methods:
+        for model, m in itertools.product(a.models, a.methods):
             E = epochs_of(a, m)
-            run = {"threads": nt, "method": m, "epochs": E,
-                   "skfm_estimator": METHODS[m][0] + (f"(augmentation={METHODS[m][1]!r})"
-                                                      if METHODS[m][1] else "")}
+            est = skfm_estimator(a, m, nt, E, model)
+            aug = est.get_params()["augmentation"]
+            run = {"threads": nt, "model": model, "method": m, "epochs": E,
+                   "skfm_estimator": type(est).__name__ + (f"(augmentation={aug!r})"
+                                                           if aug else "")}
             if ok:
-                print(f"  running torch_ref.py --method {m} --threads {nt} --epochs {E} ...",
-                      file=sys.stderr, flush=True)
+                print(f"  running torch_ref.py --model {model} --method {m} --threads {nt} "
+                      f"--epochs {E} ...", file=sys.stderr, flush=True)
                 C.wait_for_quiet(a.quiet_wait)
-                tr = run_torch(a, m, nt, E)
+                tr = run_torch(a, model, m, nt, E)
                 run["torch"] = tr
                 if "error" in tr:
                     print(f"torch_ref.py failed (exit {tr['returncode']}):\n{tr['error']}",
                           file=sys.stderr)
             print(f"  running skfm {run['skfm_estimator']} n_jobs={nt} ...", file=sys.stderr,
                   flush=True)
-            run["skfm"] = run_skfm(a, data, m, C.effective_threads(nt), E)
+            run["skfm"] = run_skfm(a, data, model, m, C.effective_threads(nt), E)
             result["runs"].append(run)
 
     rows = []
@@ -286,7 +304,8 @@ def main(argv=None):
         ep = tr.get("epochs", [])
         t_epoch = tr.get("mean_epoch_s")
         rows.append({
-            "threads": r["threads"], "method": r["method"], "epochs": r["epochs"],
+            "threads": r["threads"], "model": r["model"], "method": r["method"],
+            "epochs": r["epochs"],
             "rows": sk["rows_per_epoch"],
             "torch_s": t_epoch,
             "torch_gen_s": (sum(e["gen_s"] for e in ep) / len(ep)) if ep else None,
@@ -301,7 +320,7 @@ def main(argv=None):
           f"'epochs'; skfm: [fit(1+{a.skfm_epochs}) - fit(1)] / {a.skfm_epochs}, best of "
           f"{a.repeat}); ratio = torch / skfm; AUC after 'epochs' epochs; other load = cores kept "
           "busy by other processes during the run (well above 0: measured under load)")
-    print(C.table([("threads", "threads", ""), ("method", "method", ""),
+    print(C.table([("threads", "threads", ""), ("model", "model", ""), ("method", "method", ""),
                    ("epochs", "epochs", ""), ("rows/epoch", "rows", ","),
                    ("torch s/epoch", "torch_s", ".3f"), ("(of which gen)", "torch_gen_s", ".3f"),
                    ("torch cpu/wall", "torch_cpu", ".2f"), ("other load", "torch_others", ".2f"),

@@ -7,6 +7,7 @@ import contextlib
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._kernels import csr as kcsr
 from ._kernels import mixup as kmix
@@ -26,11 +27,16 @@ def n_threads(n_jobs):
 
 @contextlib.contextmanager
 def numba_threads(n_jobs):
-    """Run the enclosed kernels on ``n_threads(n_jobs)`` threads, restoring the previous count."""
+    """Run the enclosed kernels on ``n_threads(n_jobs)`` threads, restoring the previous count.
+
+    BLAS is held to one thread meanwhile: the kernels' small matrix products (NFM's and AFM's
+    dense layers) run inside Numba's parallel loops, one block of rows per task, so the
+    parallelism is Numba's and a product's result never depends on a BLAS thread split."""
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads(n_jobs))
     try:
-        yield
+        with threadpool_limits(1, user_api="blas"):
+            yield
     finally:
         numba.set_num_threads(previous)
 

@@ -22,14 +22,18 @@ propagation: dE_i = E_i, de_ij = 2 e_ij, dz_ij = 2 (z_ij - b), through the ReLU 
 A training step has two parallel phases: (1) fixed chunks of rows (``_RCH`` rows each, the chunk
 boundaries do not depend on the thread count): forward, loss derivative, backward; each nonzero's
 gradient row (dL/dw_j, dL/dv_j) goes to its own row of a (batch nnz, 1 + d) buffer, the head
-gradient of a chunk is summed in row order into that chunk's row of a (n_chunks, n_head) buffer;
+gradient of a chunk goes to that chunk's row of a (n_chunks, n_head) buffer.  The attention
+network's three products with W (z = W e, dObj/dW, dObj/de) are one BLAS matrix product each over
+all the pairs of a chunk, in the dtype of the feature table (float32 data: float32 products, as
+the embeddings themselves); everything else accumulates in float64;
 (2) the batch's unique features in parallel, each summing its nonzeros' gradient rows in row order
 (csr.transpose_batch of the nonzero positions), then its lazy optimizer update.  The head
 gradient is the sum of the chunk rows in chunk order.  Every sum has one owner and a fixed order,
 so results are bit-identical for any number of threads.
 
 Memory: the pair buffers (P x d products, P x t pre-activations, P = m (m - 1) / 2) are allocated
-per chunk of rows and sized by the batch's (or matrix's) largest row, never batch x nnz^2.
+per chunk of a fixed number of rows (``_RCH`` in training, ``_CHUNK`` at inference) and sized by
+the batch's (or matrix's) largest row, never by the batch size x nnz^2.
 """
 import math
 
@@ -43,7 +47,7 @@ from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .rng import stream_key, uniform
 
 _RCH = 8  # rows per task of the training phase 1 (fixed: results must not depend on threads)
-_CHUNK = 64  # rows per task in prediction-style loops
+_CHUNK = 16  # rows per task in prediction-style loops
 _STRIDE = 64  # round-robin lanes of the per-feature loop
 
 
@@ -60,112 +64,158 @@ def max_row_nnz(indptr, start, n):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _forward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c):
-    """Forward pass of the row stored at [a, e).  Fills E (m, d), the pair products Pe (P, d),
-    pre-activations Z (P, t), attention weights att (P,) and the pooled vector c (d,).
-    Returns (linear term, pair term p . (mask * c), number of pairs)."""
+def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C, lin, pair,
+                   poff):
+    """Forward pass of the rows r0 .. r1 - 1 (one chunk).  Row b = r - r0 keeps its scaled
+    embeddings E_i in E[indptr[r] - indptr[r0] + i], its pairs in rows poff[b] .. poff[b + 1] of
+    Pe (products e_q) and att (attention weights), its pooled vector in C[b], its linear term in
+    lin[b] and its pair term p . (masks[b] * C[b]) in pair[b].  Returns Z (pairs, t), the
+    pre-activations W e_q + b of all the chunk's pairs, from one matrix product with
+    ``Wc`` = W in the dtype of T."""
     d = T.shape[1] - 1
-    m = e - a
-    lin = 0.0
-    for i in range(m):
-        j = indices[a + i]
-        x = data[a + i]
-        lin += T[j, 0] * x
-        for f in range(d):
-            E[i, f] = T[j, f + 1] * x
-    for f in range(d):
-        c[f] = 0.0
-    P = 0
-    for i in range(m):
-        for k in range(i + 1, m):
-            for f in range(d):
-                Pe[P, f] = E[i, f] * E[k, f]
-            P += 1
-    if P == 0:
-        return lin, 0.0, 0
+    a0 = indptr[r0]
     bo = t * d
     ho = bo + t
     po = ho + t
-    mx = -np.inf
-    for q in range(P):
-        s = 0.0
-        for k in range(t):
-            z = H[bo + k]
+    q = 0
+    for r in range(r0, r1):
+        b = r - r0
+        a = indptr[r]
+        e = indptr[r + 1]
+        ln = 0.0
+        for i in range(a, e):
+            j = indices[i]
+            x = data[i]
+            ln += T[j, 0] * x
             for f in range(d):
-                z += H[k * d + f] * Pe[q, f]
-            Z[q, k] = z
-            if z > 0.0:
-                s += H[ho + k] * z
-        att[q] = s
-        mx = max(mx, s)
-    tot = 0.0
-    for q in range(P):
-        v = math.exp(att[q] - mx)
-        att[q] = v
-        tot += v
-    for q in range(P):
-        att[q] /= tot
-        aq = att[q]
+                E[i - a0, f] = T[j, f + 1] * x
+        lin[b] = ln
+        poff[b] = q
+        for i in range(a - a0, e - a0):
+            for k in range(i + 1, e - a0):
+                for f in range(d):
+                    Pe[q, f] = E[i, f] * E[k, f]
+                q += 1
+    nb = r1 - r0
+    poff[nb] = q
+    Z = np.dot(Pe[:q], Wc.T) if q > 0 else np.empty((0, t), Pe.dtype)
+    for b in range(nb):
+        q0 = poff[b]
+        q1 = poff[b + 1]
         for f in range(d):
-            c[f] += aq * Pe[q, f]
-    pair = 0.0
-    for f in range(d):
-        pair += H[po + f] * mask[f] * c[f]
-    return lin, pair, P
+            C[b, f] = 0.0
+        pair[b] = 0.0
+        if q1 == q0:
+            continue
+        mx = -np.inf
+        for qq in range(q0, q1):
+            s = 0.0
+            for k in range(t):
+                z = Z[qq, k] + H[bo + k]
+                Z[qq, k] = z
+                if z > 0.0:
+                    s += H[ho + k] * z
+            att[qq] = s
+            mx = max(mx, s)
+        tot = 0.0
+        for qq in range(q0, q1):
+            v = math.exp(att[qq] - mx)
+            att[qq] = v
+            tot += v
+        for qq in range(q0, q1):
+            aq = att[qq] / tot
+            att[qq] = aq
+            for f in range(d):
+                C[b, f] += aq * Pe[qq, f]
+        pr = 0.0
+        for f in range(d):
+            pr += H[po + f] * masks[b, f] * C[b, f]
+        pair[b] = pr
+    return Z
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _backward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c, P, gg, dE, eps, HG, ci, GN,
-              base):
-    """Backward pass of the row at [a, e) after _forward, for dL/df = gg: adds the head gradient
-    to HG[ci] and writes the feature gradient rows of the row's nonzeros to GN[a - base + i]."""
+def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z, att, C, poff,
+                    G, sh, dE, HG, ci, GN, base):
+    """Backward pass of the chunk after _chunk_forward, for G[b] = dObj/df of row r0 + b: adds the
+    head gradient to HG[ci] and writes the gradient rows (d/dw_j, d/dv_j) of the chunk's
+    nonzeros to GN[position - base].  The attention layer's two products (d/dW and d/de) are one
+    matrix product each over all the chunk's pairs."""
     d = T.shape[1] - 1
-    m = e - a
+    a0 = indptr[r0]
+    nb = r1 - r0
     bo = t * d
     ho = bo + t
     po = ho + t
-    for f in range(d):
-        HG[ci, po + f] += gg * mask[f] * c[f]
-    for i in range(m):
+    P = poff[nb]
+    DZ = np.empty((P, t), Pe.dtype)  # dObj/dz of every pair and unit
+    for b in range(nb):
+        gg = G[b]
         for f in range(d):
-            dE[i, f] = 0.0
-    if P > 0:
-        # u = df/dc; s_q = df/da_q = u . e_q
-        sbar = 0.0
-        for q in range(P):
+            HG[ci, po + f] += gg * masks[b, f] * C[b, f]
+        q0 = poff[b]
+        q1 = poff[b + 1]
+        if q1 == q0:
+            continue
+        sbar = 0.0  # sh_q = df/da_q = (p * mask) . e_q
+        for qq in range(q0, q1):
             s = 0.0
             for f in range(d):
-                s += H[po + f] * mask[f] * Pe[q, f]
-            sbar += att[q] * s
-        q = 0
-        for i in range(m):
-            for k2 in range(i + 1, m):
-                s = 0.0
+                s += H[po + f] * masks[b, f] * Pe[qq, f]
+            sh[qq] = s
+            sbar += att[qq] * s
+        for qq in range(q0, q1):
+            gd = gg * att[qq] * (sh[qq] - sbar)  # dObj/da'_q
+            for k in range(t):
+                z = Z[qq, k]
+                if z > 0.0:
+                    HG[ci, ho + k] += gd * z
+                    gz = gd * H[ho + k]
+                    HG[ci, bo + k] += gz
+                    DZ[qq, k] = gz
+                else:
+                    DZ[qq, k] = 0.0
+    if P > 0:
+        GW = np.dot(DZ.T, Pe[:P])  # (t, d)
+        for k in range(t):
+            for f in range(d):
+                HG[ci, k * d + f] += GW[k, f]
+        DP = np.dot(DZ, Wc)  # (P, d): dObj/de_q through the attention network
+    else:
+        DP = np.empty((0, d), Pe.dtype)
+    for b in range(nb):
+        gg = G[b]
+        a = indptr[r0 + b] - a0
+        e = indptr[r0 + b + 1] - a0
+        for i in range(a, e):
+            for f in range(d):
+                dE[i, f] = 0.0
+        q = poff[b]
+        for i in range(a, e):
+            for k in range(i + 1, e):
+                aq = gg * att[q]
                 for f in range(d):
-                    s += H[po + f] * mask[f] * Pe[q, f]
-                delta = att[q] * (s - sbar)  # df/da'_q
-                for f in range(d):
-                    eps[f] = att[q] * H[po + f] * mask[f]  # df/de_q through the pooling
-                for k in range(t):
-                    z = Z[q, k]
-                    if z > 0.0:
-                        HG[ci, ho + k] += gg * delta * z
-                        zeta = delta * H[ho + k]  # df/dz_qk
-                        gz = gg * zeta
-                        HG[ci, bo + k] += gz
-                        for f in range(d):
-                            HG[ci, k * d + f] += gz * Pe[q, f]
-                            eps[f] += zeta * H[k * d + f]
-                for f in range(d):
-                    dE[i, f] += eps[f] * E[k2, f]
-                    dE[k2, f] += eps[f] * E[i, f]
+                    g = aq * H[po + f] * masks[b, f] + DP[q, f]  # dObj/de_q
+                    dE[i, f] += g * E[k, f]
+                    dE[k, f] += g * E[i, f]
                 q += 1
-    for i in range(m):
-        gx = gg * data[a + i]
-        r = a - base + i
-        GN[r, 0] = gx
-        for f in range(d):
-            GN[r, f + 1] = gx * dE[i, f]
+        for i in range(a, e):
+            x = data[a0 + i]
+            rr = a0 + i - base
+            GN[rr, 0] = gg * x
+            for f in range(d):
+                GN[rr, f + 1] = x * dE[i, f]
+
+
+@njit(cache=True)
+def _chunk_buffers(rows, mmax, d, t, dtype):
+    """Per-task buffers of a chunk of ``rows`` rows of at most ``mmax`` nonzeros."""
+    P = rows * (mmax * (mmax - 1) // 2)
+    E = np.empty((rows * mmax, d), dtype)
+    Pe = np.empty((P, d), dtype)
+    att = np.empty(P)
+    C = np.empty((rows, d))
+    return E, Pe, att, C
 
 
 @njit(cache=True)
@@ -184,39 +234,38 @@ def _dropout_mask(mask, rate, seed, epoch, step, b, st):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, t, loss_id, rate, seed, epoch,
+def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed, epoch,
            step, mmax, G, L, GN, HG):
     """Rows [start, start + B) in fixed chunks of _RCH rows in parallel: forward, weighted loss
     L[b], G[b] = sw_b / B dL/df, per-nonzero feature gradient rows GN, chunk head sums HG."""
     d = T.shape[1] - 1
-    P = mmax * (mmax - 1) // 2
     base = indptr[start]
     inv_b = 1.0 / B
     n_chunks = (B + _RCH - 1) // _RCH
     for ci in prange(n_chunks):
-        E = np.empty((mmax, d))
-        dE = np.empty((mmax, d))
-        Pe = np.empty((P, d))
-        Z = np.empty((P, t))
-        att = np.empty(P)
-        c = np.empty(d)
-        eps = np.empty(max(d, 1))
-        mask = np.empty(d)
+        E, Pe, att, C = _chunk_buffers(_RCH, mmax, d, t, T.dtype)
+        dE = np.empty((E.shape[0], d))
+        sh = np.empty(att.shape[0])
+        masks = np.empty((_RCH, d))
+        lin = np.empty(_RCH)
+        pair = np.empty(_RCH)
+        poff = np.empty(_RCH + 1, np.int64)
         st = np.zeros(1, np.uint64)
         for k in range(HG.shape[1]):
             HG[ci, k] = 0.0
-        for b in range(ci * _RCH, min(B, (ci + 1) * _RCH)):
+        b0 = ci * _RCH
+        b1 = min(B, b0 + _RCH)
+        for b in range(b0, b1):
+            _dropout_mask(masks[b - b0], rate, seed, epoch, step, b, st)
+        Z = _chunk_forward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E,
+                           Pe, att, C, lin, pair, poff)
+        for b in range(b0, b1):
             r = start + b
-            a = indptr[r]
-            e = indptr[r + 1]
-            _dropout_mask(mask, rate, seed, epoch, step, b, st)
-            lin, pair, npair = _forward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c)
-            f = w0[0] + lin + pair
+            f = w0[0] + lin[b - b0] + pair[b - b0]
             L[b] = sw[r] * loss_value(f, y[r], loss_id)
-            gg = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
-            G[b] = gg
-            _backward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c, npair, gg, dE, eps,
-                      HG, ci, GN, base)
+            G[b] = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
+        _chunk_backward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E,
+                        Pe, Z, att, C, poff, G[b0:b1], sh, dE, HG, ci, GN, base)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -247,6 +296,13 @@ def phase2(nu, uniq, ptr, occ_p, GN, base, T, alpha, GT, stT, solver, coef, bad,
 
 
 @njit(cache=True)
+def _attention_weights(H, t, d, dtype):
+    """W (t, d) as a contiguous array in the dtype of the feature table (the pair layer's
+    matrix products run in that precision)."""
+    return H[:t * d].reshape((t, d)).astype(dtype)
+
+
+@njit(cache=True)
 def _head_grad(HG, n_chunks, H, t, d, att_alpha, gH):
     for k in range(gH.shape[0]):
         gH[k] = 0.0
@@ -273,8 +329,9 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, at
     L = np.empty(B)
     GN = np.empty((nnz, d + 1), T.dtype)
     HG = np.empty((n_chunks, H.shape[0]))
-    phase1(indptr, indices, data, y, sw, 0, B, w0, T, H, t, loss_id, 0.0, 0, 0, 0, mmax, G, L,
-           GN, HG)
+    Wc = _attention_weights(H, t, d, T.dtype)
+    phase1(indptr, indices, data, y, sw, 0, B, w0, T, H, Wc, t, loss_id, 0.0, 0, 0, 0, mmax, G,
+           L, GN, HG)
     pos = np.arange(indptr[B]).astype(np.int64)
     uniq = np.empty(nnz, np.int32)
     cnt = np.empty(nnz, np.int64)
@@ -336,8 +393,9 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
         B = min(batch_size, n - start)
         mmax = max_row_nnz(indptr, start, B)
         n_chunks = (B + _RCH - 1) // _RCH
-        phase1(indptr, indices, data, y, sw, start, B, w0, T, H, t, loss_id, rate, seed, epoch,
-               step + 1, mmax, G, L, GN, HG)
+        Wc = _attention_weights(H, t, d, T.dtype)
+        phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed,
+               epoch, step + 1, mmax, G, L, GN, HG)
         batch_loss = 0.0
         g0[0] = 0.0
         for b in range(B):
@@ -370,19 +428,19 @@ def afm_decision(indptr, indices, data, w0, T, H, t, mmax, out):
     """out[r] = f(x_r) (no dropout) for every row."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    P = mmax * (mmax - 1) // 2
-    n_chunks = (n + _CHUNK - 1) // _CHUNK
-    for ci in prange(n_chunks):
-        E = np.empty((mmax, d))
-        Pe = np.empty((P, d))
-        Z = np.empty((P, t))
-        att = np.empty(P)
-        c = np.empty(d)
-        mask = np.ones(d)
-        for r in range(ci * _CHUNK, min(n, (ci + 1) * _CHUNK)):
-            lin, pair, _ = _forward(indices, data, indptr[r], indptr[r + 1], T, H, t, mask, E,
-                                    Pe, Z, att, c)
-            out[r] = w0[0] + lin + pair
+    Wc = _attention_weights(H, t, d, T.dtype)
+    for ci in prange((n + _CHUNK - 1) // _CHUNK):
+        E, Pe, att, C = _chunk_buffers(_CHUNK, mmax, d, t, T.dtype)
+        masks = np.ones((_CHUNK, d))
+        lin = np.empty(_CHUNK)
+        pair = np.empty(_CHUNK)
+        poff = np.empty(_CHUNK + 1, np.int64)
+        r0 = ci * _CHUNK
+        r1 = min(n, r0 + _CHUNK)
+        _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C, lin,
+                       pair, poff)
+        for r in range(r0, r1):
+            out[r] = w0[0] + lin[r - r0] + pair[r - r0]
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -390,34 +448,37 @@ def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
     """out[r] = d/ds L(f(s x_r), y_r) at s = 1 (SMFM Eq. 5) by forward-mode tangents."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    P = mmax * (mmax - 1) // 2
     bo = t * d
     ho = bo + t
     po = ho + t
-    n_chunks = (n + _CHUNK - 1) // _CHUNK
-    for ci in prange(n_chunks):
-        E = np.empty((mmax, d))
-        Pe = np.empty((P, d))
-        Z = np.empty((P, t))
-        att = np.empty(P)
-        dl = np.empty(P)
-        c = np.empty(d)
-        mask = np.ones(d)
-        for r in range(ci * _CHUNK, min(n, (ci + 1) * _CHUNK)):
-            lin, pair, npair = _forward(indices, data, indptr[r], indptr[r + 1], T, H, t, mask,
-                                        E, Pe, Z, att, c)
-            f = w0[0] + lin + pair
-            df = lin + 2.0 * pair  # tangent of the pair term with the attention held fixed
-            if npair > 0:
+    Wc = _attention_weights(H, t, d, T.dtype)
+    for ci in prange((n + _CHUNK - 1) // _CHUNK):
+        E, Pe, att, C = _chunk_buffers(_CHUNK, mmax, d, t, T.dtype)
+        dl = np.empty(att.shape[0])
+        masks = np.ones((_CHUNK, d))
+        lin = np.empty(_CHUNK)
+        pair = np.empty(_CHUNK)
+        poff = np.empty(_CHUNK + 1, np.int64)
+        r0 = ci * _CHUNK
+        r1 = min(n, r0 + _CHUNK)
+        Z = _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C,
+                           lin, pair, poff)
+        for r in range(r0, r1):
+            b = r - r0
+            f = w0[0] + lin[b] + pair[b]
+            df = lin[b] + 2.0 * pair[b]  # tangent of the pair term with the attention held fixed
+            q0 = poff[b]
+            q1 = poff[b + 1]
+            if q1 > q0:
                 mean = 0.0
-                for q in range(npair):
+                for q in range(q0, q1):
                     s = 0.0
                     for k in range(t):
                         if Z[q, k] > 0.0:
                             s += H[ho + k] * 2.0 * (Z[q, k] - H[bo + k])
                     dl[q] = s
                     mean += att[q] * s
-                for q in range(npair):
+                for q in range(q0, q1):
                     da = att[q] * (dl[q] - mean)
                     s = 0.0
                     for f2 in range(d):
@@ -432,24 +493,26 @@ def afm_attention(indptr, indices, data, T, H, t, mmax, pptr, pairs, weights):
     their feature ids into pairs[pptr[r]:..., :2]."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    P = mmax * (mmax - 1) // 2
-    n_chunks = (n + _CHUNK - 1) // _CHUNK
-    for ci in prange(n_chunks):
-        E = np.empty((mmax, d))
-        Pe = np.empty((P, d))
-        Z = np.empty((P, t))
-        att = np.empty(P)
-        c = np.empty(d)
-        mask = np.ones(d)
-        for r in range(ci * _CHUNK, min(n, (ci + 1) * _CHUNK)):
+    Wc = _attention_weights(H, t, d, T.dtype)
+    for ci in prange((n + _CHUNK - 1) // _CHUNK):
+        E, Pe, att, C = _chunk_buffers(_CHUNK, mmax, d, t, T.dtype)
+        masks = np.ones((_CHUNK, d))
+        lin = np.empty(_CHUNK)
+        pair = np.empty(_CHUNK)
+        poff = np.empty(_CHUNK + 1, np.int64)
+        r0 = ci * _CHUNK
+        r1 = min(n, r0 + _CHUNK)
+        _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C, lin,
+                       pair, poff)
+        for r in range(r0, r1):
             a = indptr[r]
             e = indptr[r + 1]
-            _, _, npair = _forward(indices, data, a, e, T, H, t, mask, E, Pe, Z, att, c)
             o = pptr[r]
-            q = 0
+            q = poff[r - r0]
             for i in range(e - a):
                 for k in range(i + 1, e - a):
-                    pairs[o + q, 0] = indices[a + i]
-                    pairs[o + q, 1] = indices[a + k]
-                    weights[o + q] = att[q]
+                    pairs[o, 0] = indices[a + i]
+                    pairs[o, 1] = indices[a + k]
+                    weights[o] = att[q]
+                    o += 1
                     q += 1

@@ -44,6 +44,7 @@ OFFBE = 5
 BN_EPS = 1e-5
 _STRIDE = 64
 _CHUNK = 1024
+_MM = 128  # rows per matrix product of the dense layers
 
 
 @njit(cache=True, inline="always")
@@ -70,8 +71,46 @@ def _act_grad(a, act):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
+    """XH[b, zl:zl + n] = W Z[b, zp:zp + npv] + bias for rows b < B: one BLAS matrix product per
+    block of _MM rows (blocks fixed by B alone, so results do not depend on the thread count)."""
+    Wl = head[oW:oW + n * npv].reshape((n, npv))
+    for c in prange((B + _MM - 1) // _MM):
+        a = c * _MM
+        e = min(B, a + _MM)
+        out = np.dot(np.ascontiguousarray(Z[a:e, zp:zp + npv]), Wl.T)
+        for b in range(e - a):
+            for i in range(n):
+                XH[a + b, zl + i] = out[b, i] + head[ob + i]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B):
+    """Given DZ[:, zl:zl + n] = dObj/d(pre-activation) of a dense layer: DZ[:, zp:zp + npv] =
+    dObj/d(its input) and, with ``want_head``, GH's block of W = sum_b DZ_b^T Z_b, reduced over the
+    row blocks in block order."""
+    Wl = head[oW:oW + n * npv].reshape((n, npv))
+    nch = (B + _MM - 1) // _MM
+    part = np.empty((nch if want_head else 0, n, npv))
+    for c in prange(nch):
+        a = c * _MM
+        e = min(B, a + _MM)
+        du = np.ascontiguousarray(DZ[a:e, zl:zl + n])
+        if want_head:
+            part[c] = np.dot(du.T, np.ascontiguousarray(Z[a:e, zp:zp + npv]))
+        DZ[a:e, zp:zp + npv] = np.dot(du, Wl)
+    if want_head:
+        for i in prange(n):
+            for k in range(npv):
+                acc = 0.0
+                for c in range(nch):
+                    acc += part[c, i, k]
+                GH[oW + i * npv + k] = acc
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                  bn_var, train, key, p_bi, p_hid, act, LIN, S, Q, Z, A, XH, M, MU, VAR, F):
+                  bn_var, train, key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU, VAR, F):
     """Rows [start, start + B): F[b] = f(x_b).  Keeps what the backward pass needs: S (row sums),
     A (BI, then each layer's activation before dropout), M (dropout scale), Z (layer outputs),
     XH (normalised pre-activations with BN, else pre-activations), MU/VAR (BN statistics used).
@@ -80,32 +119,35 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
     L = layout.shape[0] - 1
     drop_bi = train and p_bi > 0.0
     drop_h = train and p_hid > 0.0
-    for b in prange(B):
-        r = start + b
+    for c in prange((B + _MM - 1) // _MM):
         st = np.zeros(1, np.uint64)
-        lin = 0.0
-        for k in range(d):
-            S[b, k] = 0.0
-            Q[b, k] = 0.0
-        for p in range(indptr[r], indptr[r + 1]):
-            j = indices[p]
-            x = data[p]
-            lin += T[j, 0] * x
-            for k in range(d):
-                t = T[j, k + 1] * x
-                S[b, k] += t
-                Q[b, k] += t * t
-        LIN[b] = lin
-        if drop_bi:
-            st[0] = stream_key(key, b, 0)
-        for k in range(d):
-            bi = 0.5 * (S[b, k] * S[b, k] - Q[b, k])
-            A[b, k] = bi
-            m = 1.0
+        s = np.empty(d)
+        q = np.empty(d)
+        for b in range(c * _MM, min(B, (c + 1) * _MM)):
+            r = start + b
+            lin = 0.0
+            s[:] = 0.0
+            q[:] = 0.0
+            for p in range(indptr[r], indptr[r + 1]):
+                j = indices[p]
+                x = data[p]
+                lin += T[j, 0] * x
+                for k in range(d):
+                    t = T[j, k + 1] * x
+                    s[k] += t
+                    q[k] += t * t
+            LIN[b] = lin
             if drop_bi:
-                m = 0.0 if uniform(st) < p_bi else 1.0 / (1.0 - p_bi)
-            M[b, k] = m
-            Z[b, k] = bi * m
+                st[0] = stream_key(key, b, 0)
+            for k in range(d):
+                S[b, k] = s[k]
+                bi = 0.5 * (s[k] * s[k] - q[k])
+                A[b, k] = bi
+                m = 1.0
+                if drop_bi:
+                    m = 0.0 if uniform(st) < p_bi else 1.0 / (1.0 - p_bi)
+                M[b, k] = m
+                Z[b, k] = bi * m
     for l in range(1, L + 1):
         n = layout[l, SIZE]
         zl = layout[l, ZOFF]
@@ -115,13 +157,7 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
         ob = layout[l, OFFB]
         og = layout[l, OFFG]
         obe = layout[l, OFFBE]
-        for b in prange(B):
-            for i in range(n):
-                u = head[ob + i]
-                base = oW + i * npv
-                for k in range(npv):
-                    u += head[base + k] * Z[b, zp + k]
-                XH[b, zl + i] = u
+        _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B)
         if bn:
             if train:
                 for i in prange(n):
@@ -218,22 +254,11 @@ def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, D
                         DZ[b, zl + i] = c * DZ[b, zl + i]
         if want_head:
             for i in prange(n):
-                base = oW + i * npv
-                for k in range(npv):
-                    GH[base + k] = 0.0
                 gb = 0.0
                 for b in range(B):
-                    du = DZ[b, zl + i]
-                    gb += du
-                    for k in range(npv):
-                        GH[base + k] += du * Z[b, zp + k]
+                    gb += DZ[b, zl + i]
                 GH[ob + i] = gb
-        for b in prange(B):
-            for k in range(npv):
-                acc = 0.0
-                for i in range(n):
-                    acc += head[oW + i * npv + k] * DZ[b, zl + i]
-                DZ[b, zp + k] = acc
+        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B)
     for b in prange(B):
         for k in range(d):
             D[b, k] = DZ[b, k] * M[b, k]
@@ -295,7 +320,6 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, 
     W = _width(layout)
     LIN = np.empty(B)
     S = np.empty((B, d))
-    Q = np.empty((B, d))
     Z = np.empty((B, W))
     A = np.empty((B, W))
     XH = np.empty((B, W))
@@ -308,7 +332,7 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, 
     D = np.empty((B, d))
     GH = np.zeros(head.shape[0])
     forward_batch(indptr, indices, data, 0, B, w0, T, head, layout, offh, bn, bn_mean, bn_var,
-                  train, np.uint64(0), 0.0, 0.0, act, LIN, S, Q, Z, A, XH, M, MU, VAR, F)
+                  train, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU, VAR, F)
     obj = 0.0
     g0 = 0.0
     for b in range(B):
@@ -342,7 +366,6 @@ def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mea
     C = min(n, _CHUNK)
     LIN = np.empty(C)
     S = np.empty((C, d))
-    Q = np.empty((C, d))
     Z = np.empty((C, W))
     A = np.empty((C, W))
     XH = np.empty((C, W))
@@ -357,7 +380,7 @@ def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mea
     for start in range(0, n, _CHUNK):
         B = min(_CHUNK, n - start)
         forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                      bn_var, False, np.uint64(0), 0.0, 0.0, act, LIN, S, Q, Z, A, XH, M, MU,
+                      bn_var, False, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU,
                       VAR, F)
         if not saliency:
             for b in range(B):
@@ -391,7 +414,6 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
     cap = batch_capacity(indptr, batch_size)
     LIN = np.empty(Bmax)
     S = np.empty((Bmax, d))
-    Q = np.empty((Bmax, d))
     Z = np.empty((Bmax, W))
     A = np.empty((Bmax, W))
     XH = np.empty((Bmax, W))
@@ -415,7 +437,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
         B = min(batch_size, n - start)
         key = stream_key(seed, epoch, step + 1)
         forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                      bn_var, True, key, p_bi, p_hid, act, LIN, S, Q, Z, A, XH, M, MU, VAR, F)
+                      bn_var, True, key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU, VAR, F)
         batch_loss = 0.0
         g0[0] = 0.0
         for b in range(B):
