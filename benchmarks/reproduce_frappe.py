@@ -15,9 +15,14 @@ test split.
 
 Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30] [--tuned]
        [--frappe-dir ../shared/data/frappe] [--n-jobs 2] [--methods fm copy mix sm]
-       [--models fm nfm afm]
+       [--models fm nfm afm] [--json runs.json]
+
+The per-seed runs of the paper protocol are independent: on a many-core machine they can run as
+separate processes, each writing ``--json``; ``--merge a.json b.json ...`` then prints the table
+of all of them together (mean and standard deviation over the seeds found).
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -71,7 +76,7 @@ def scores(est, X, y):
     return roc_auc_score(y, p), log_loss(y, p)
 
 
-def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm"):
+def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm", verbose=False):
     """Paper protocol: train ``epochs`` epochs, score the test split after each one."""
     est = estimator_class(model)(**PAPER, **MODELS[model][1], augmentation=aug, random_state=seed,
                                  n_jobs=n_jobs, max_iter=1, warm_start=True)
@@ -81,6 +86,9 @@ def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm"):
         est.fit(Xtr, ytr)  # warm start: one more epoch, same stream as one fit(max_iter=epochs)
         seconds += time.perf_counter() - t0
         aucs.append(scores(est, Xte, yte)[0])
+        if verbose:
+            print(f"  {model} {aug} seed {seed} epoch {len(aucs)}: test AUC {aucs[-1]:.4f}, "
+                  f"{seconds / len(aucs):.3f} s/epoch", file=sys.stderr, flush=True)
     auc, ll = scores(est, Xte, yte)
     return {"auc": auc, "logloss": ll, "best_auc": max(aucs), "best_epoch": int(np.argmax(aucs)) + 1,
             "epoch_s": seconds / epochs}
@@ -116,6 +124,32 @@ def summarize(rows, keys):
     return out
 
 
+def print_fixed(runs):
+    """The paper-protocol table: per (model, method), mean +- std over the seeds of ``runs``."""
+    print(f"{'method':<8} {'test AUC':>17} {'test log-loss':>17} {'best-epoch AUC*':>17} "
+          f"{'s/epoch':>8} {'seeds':>6}")
+    fixed = {}
+    for r in runs:
+        fixed.setdefault((r["model"], r["method"]), []).append(r)
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    for (model, m), rows in fixed.items():
+        f = summarize(rows, ["auc", "logloss", "best_auc", "epoch_s"])
+        fixed[model, m] = f
+        print(f"{label(model, m):<8} {f['auc'][0]:.4f} +- {f['auc'][1]:.4f} {f['logloss'][0]:8.4f}"
+              f" +- {f['logloss'][1]:.4f} {f['best_auc'][0]:8.4f} +- {f['best_auc'][1]:.4f} "
+              f"{f['epoch_s'][0]:8.3f} {len(rows):>6}", flush=True)
+    print("(+- is the standard deviation over seeds; * max over epochs of the test AUC, as "
+          "torch_ref.py's best_auc: selected on the test set, for comparison only)")
+    for model in models:
+        mine = {m: f for (mo, m), f in fixed.items() if mo == model}
+        order = " < ".join(label(model, m) for m in sorted(mine, key=lambda k: mine[k]["auc"][0]))
+        line = f"{MODELS[model][0]}: ordering by test AUC: {order}"
+        if "fm" in mine and "sm" in mine:
+            line += (f"; {label(model, 'sm')} - {MODELS[model][0]} = "
+                     f"{mine['sm']['auc'][0] - mine['fm']['auc'][0]:+.4f}")
+        print(line)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frappe-dir", default=DEFAULT_DIR)
@@ -130,8 +164,20 @@ def main(argv=None):
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
     ap.add_argument("--max-epochs", type=int, default=150)
     ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--json", metavar="PATH", help="write the per-seed runs of the paper "
+                    "protocol to PATH")
+    ap.add_argument("--verbose", action="store_true", help="per-epoch progress on stderr")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="print the paper-protocol table "
+                    "of runs written by --json (no training)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    if args.merge:
+        runs = []
+        for path in args.merge:
+            with open(path) as fh:
+                runs += json.load(fh)["runs"]
+        print_fixed(runs)
+        return
 
     Xtr, ytr, Xte, yte = load(args.frappe_dir)
     print(f"# Frappe: train {Xtr.shape[0]} rows (validation split), test {Xte.shape[0]} rows, "
@@ -140,29 +186,18 @@ def main(argv=None):
 
     print(f"\n## Paper protocol: Adam lr 1e-3, batch 2048, d=64, {args.epochs} epochs, "
           "mix_ratio=1, p=10, alpha=0")
-    print(f"{'method':<8} {'test AUC':>17} {'test log-loss':>17} {'best-epoch AUC*':>17} "
-          f"{'s/epoch':>8}")
-    fixed = {}
+    runs = []
     for model in args.models:
         for m in args.methods:
-            name, aug = label(model, m), METHODS[m][1]
-            rows = [fixed_epochs(Xtr, ytr, Xte, yte, aug, s, args.epochs, args.n_jobs, model)
-                    for s in args.seeds]
-            fixed[model, m] = summarize(rows, ["auc", "logloss", "best_auc", "epoch_s"])
-            f = fixed[model, m]
-            print(f"{name:<8} {f['auc'][0]:.4f} +- {f['auc'][1]:.4f} {f['logloss'][0]:8.4f} +- "
-                  f"{f['logloss'][1]:.4f} {f['best_auc'][0]:8.4f} +- {f['best_auc'][1]:.4f} "
-                  f"{f['epoch_s'][0]:8.3f}", flush=True)
-    print("(+- is the standard deviation over seeds; * max over epochs of the test AUC, as "
-          "torch_ref.py's best_auc: selected on the test set, for comparison only)")
-    for model in args.models:
-        mine = {m: fixed[model, m] for m in args.methods}
-        order = " < ".join(label(model, m) for m in sorted(mine, key=lambda k: mine[k]["auc"][0]))
-        line = f"{MODELS[model][0]}: ordering by test AUC: {order}"
-        if "fm" in mine and "sm" in mine:
-            line += (f"; {label(model, 'sm')} - {MODELS[model][0]} = "
-                     f"{mine['sm']['auc'][0] - mine['fm']['auc'][0]:+.4f}")
-        print(line)
+            for s in args.seeds:
+                r = fixed_epochs(Xtr, ytr, Xte, yte, METHODS[m][1], s, args.epochs, args.n_jobs,
+                                 model, args.verbose)
+                runs.append(dict(r, model=model, method=m, seed=s, epochs=args.epochs,
+                                 n_jobs=args.n_jobs))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"runs": runs}, fh, indent=1)
+    print_fixed(runs)
 
     if not args.tuned:
         return
