@@ -175,23 +175,24 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
                 for i in range(n):
                     MU[zl + i] = bn_mean[zl + i]
                     VAR[zl + i] = bn_var[zl + i]
-        for b in prange(B):
+        for c in prange((B + _MM - 1) // _MM):
             st = np.zeros(1, np.uint64)
-            if drop_h:
-                st[0] = stream_key(key, b, l)
-            for i in range(n):
-                pre = XH[b, zl + i]
-                if bn:
-                    xh = (pre - MU[zl + i]) / math.sqrt(VAR[zl + i] + BN_EPS)
-                    XH[b, zl + i] = xh
-                    pre = head[og + i] * xh + head[obe + i]
-                a = _act(pre, act)
-                A[b, zl + i] = a
-                m = 1.0
+            for b in range(c * _MM, min(B, (c + 1) * _MM)):
                 if drop_h:
-                    m = 0.0 if uniform(st) < p_hid else 1.0 / (1.0 - p_hid)
-                M[b, zl + i] = m
-                Z[b, zl + i] = a * m
+                    st[0] = stream_key(key, b, l)
+                for i in range(n):
+                    pre = XH[b, zl + i]
+                    if bn:
+                        xh = (pre - MU[zl + i]) / math.sqrt(VAR[zl + i] + BN_EPS)
+                        XH[b, zl + i] = xh
+                        pre = head[og + i] * xh + head[obe + i]
+                    a = _act(pre, act)
+                    A[b, zl + i] = a
+                    m = 1.0
+                    if drop_h:
+                        m = 0.0 if uniform(st) < p_hid else 1.0 / (1.0 - p_hid)
+                    M[b, zl + i] = m
+                    Z[b, zl + i] = a * m
     zL = layout[L, ZOFF]
     nL = layout[L, SIZE]
     for b in prange(B):
