@@ -423,6 +423,21 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
 
 
 # ----------------------------------------------------------------------------- inference
+@njit(cache=True, fastmath=FASTMATH)
+def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax):
+    """Inference forward pass (no dropout) of rows r0 .. r1 - 1 in fresh buffers: returns
+    (Z, Pe, att, lin, pair, poff) as _chunk_forward leaves them."""
+    d = T.shape[1] - 1
+    nb = r1 - r0
+    E, Pe, att, C = _chunk_buffers(nb, mmax, d, t, T.dtype)
+    lin = np.empty(nb)
+    pair = np.empty(nb)
+    poff = np.empty(nb + 1, np.int64)
+    Z = _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, np.ones((nb, d)), E, Pe, att,
+                       C, lin, pair, poff)
+    return Z, Pe, att, lin, pair, poff
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def afm_decision(indptr, indices, data, w0, T, H, t, mmax, out):
     """out[r] = f(x_r) (no dropout) for every row."""
@@ -430,15 +445,10 @@ def afm_decision(indptr, indices, data, w0, T, H, t, mmax, out):
     d = T.shape[1] - 1
     Wc = _attention_weights(H, t, d, T.dtype)
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
-        E, Pe, att, C = _chunk_buffers(_CHUNK, mmax, d, t, T.dtype)
-        masks = np.ones((_CHUNK, d))
-        lin = np.empty(_CHUNK)
-        pair = np.empty(_CHUNK)
-        poff = np.empty(_CHUNK + 1, np.int64)
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
-        _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C, lin,
-                       pair, poff)
+        _, _, att, lin, pair, poff = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
+                                                   mmax)
         for r in range(r0, r1):
             out[r] = w0[0] + lin[r - r0] + pair[r - r0]
 
@@ -453,16 +463,11 @@ def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
     po = ho + t
     Wc = _attention_weights(H, t, d, T.dtype)
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
-        E, Pe, att, C = _chunk_buffers(_CHUNK, mmax, d, t, T.dtype)
-        dl = np.empty(att.shape[0])
-        masks = np.ones((_CHUNK, d))
-        lin = np.empty(_CHUNK)
-        pair = np.empty(_CHUNK)
-        poff = np.empty(_CHUNK + 1, np.int64)
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
-        Z = _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C,
-                           lin, pair, poff)
+        Z, Pe, att, lin, pair, poff = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
+                                                    mmax)
+        dl = np.empty(att.shape[0])
         for r in range(r0, r1):
             b = r - r0
             f = w0[0] + lin[b] + pair[b]
@@ -495,15 +500,10 @@ def afm_attention(indptr, indices, data, T, H, t, mmax, pptr, pairs, weights):
     d = T.shape[1] - 1
     Wc = _attention_weights(H, t, d, T.dtype)
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
-        E, Pe, att, C = _chunk_buffers(_CHUNK, mmax, d, t, T.dtype)
-        masks = np.ones((_CHUNK, d))
-        lin = np.empty(_CHUNK)
-        pair = np.empty(_CHUNK)
-        poff = np.empty(_CHUNK + 1, np.int64)
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
-        _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C, lin,
-                       pair, poff)
+        _, _, att, lin, pair, poff = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
+                                                   mmax)
         for r in range(r0, r1):
             a = indptr[r]
             e = indptr[r + 1]

@@ -25,6 +25,7 @@ from numba import njit, prange
 
 from . import FASTMATH
 from .csr import batch_capacity, transpose_batch, transpose_buffers
+from .fm import _row_sums
 from .losses import loss_deriv, loss_value, sigmoid
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .rng import stream_key, uniform
@@ -85,16 +86,52 @@ def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B):
+def _dense_act_forward(Z, zp, npv, XH, A, M, zl, n, head, oW, ob, B, act, drop_h, key, l, p_hid):
+    """A layer without batch norm in one pass per block of _MM rows: XH = W z + bias, A =
+    act(XH), M = dropout scale (stream (key, b, l)), Z[:, zl:zl + n] = A M, while the block's
+    product is still in cache."""
+    Wl = head[oW:oW + n * npv].reshape((n, npv))
+    for c in prange((B + _MM - 1) // _MM):
+        st = np.zeros(1, np.uint64)
+        a = c * _MM
+        e = min(B, a + _MM)
+        out = np.dot(np.ascontiguousarray(Z[a:e, zp:zp + npv]), Wl.T)
+        for b in range(a, e):
+            if drop_h:
+                st[0] = stream_key(key, b, l)
+            for i in range(n):
+                pre = out[b - a, i] + head[ob + i]
+                XH[b, zl + i] = pre
+                v = _act(pre, act)
+                A[b, zl + i] = v
+                m = 1.0
+                if drop_h:
+                    m = 0.0 if uniform(st) < p_hid else 1.0 / (1.0 - p_hid)
+                M[b, zl + i] = m
+                Z[b, zl + i] = v * m
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, fuse, M, A, act):
     """Given DZ[:, zl:zl + n] = dObj/d(pre-activation) of a dense layer: DZ[:, zp:zp + npv] =
     dObj/d(its input) and, with ``want_head``, GH's block of W = sum_b DZ_b^T Z_b, reduced over the
-    row blocks in block order."""
+    row blocks in block order.  With ``fuse`` (no batch norm) DZ[:, zl:zl + n] holds dObj/d(layer
+    output) on entry: each block first multiplies it by the dropout scale M and act'(A), and the
+    bias gradient is summed per block, then over the blocks in order."""
     Wl = head[oW:oW + n * npv].reshape((n, npv))
     nch = (B + _MM - 1) // _MM
     part = np.empty((nch if want_head else 0, n, npv))
+    partb = np.zeros((nch if want_head and fuse else 0, n))
     for c in prange(nch):
         a = c * _MM
         e = min(B, a + _MM)
+        if fuse:
+            for b in range(a, e):
+                for i in range(n):
+                    g = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
+                    DZ[b, zl + i] = g
+                    if want_head:
+                        partb[c, i] += g
         du = np.ascontiguousarray(DZ[a:e, zl:zl + n])
         if want_head:
             part[c] = np.dot(du.T, np.ascontiguousarray(Z[a:e, zp:zp + npv]))
@@ -106,6 +143,11 @@ def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B):
                 for c in range(nch):
                     acc += part[c, i, k]
                 GH[oW + i * npv + k] = acc
+            if fuse:
+                acc = 0.0
+                for c in range(nch):
+                    acc += partb[c, i]
+                GH[ob + i] = acc
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -125,18 +167,7 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
         q = np.empty(d)
         for b in range(c * _MM, min(B, (c + 1) * _MM)):
             r = start + b
-            lin = 0.0
-            s[:] = 0.0
-            q[:] = 0.0
-            for p in range(indptr[r], indptr[r + 1]):
-                j = indices[p]
-                x = data[p]
-                lin += T[j, 0] * x
-                for k in range(d):
-                    t = T[j, k + 1] * x
-                    s[k] += t
-                    q[k] += t * t
-            LIN[b] = lin
+            LIN[b] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
             if drop_bi:
                 st[0] = stream_key(key, b, 0)
             for k in range(d):
@@ -157,35 +188,36 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
         ob = layout[l, OFFB]
         og = layout[l, OFFG]
         obe = layout[l, OFFBE]
+        if not bn:
+            _dense_act_forward(Z, zp, npv, XH, A, M, zl, n, head, oW, ob, B, act, drop_h, key, l,
+                               p_hid)
+            continue
         _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B)
-        if bn:
-            if train:
-                for i in prange(n):
-                    mu = 0.0
-                    for b in range(B):
-                        mu += XH[b, zl + i]
-                    mu /= B
-                    var = 0.0
-                    for b in range(B):
-                        dv = XH[b, zl + i] - mu
-                        var += dv * dv
-                    MU[zl + i] = mu
-                    VAR[zl + i] = var / B
-            else:
-                for i in range(n):
-                    MU[zl + i] = bn_mean[zl + i]
-                    VAR[zl + i] = bn_var[zl + i]
+        if train:
+            for i in prange(n):
+                mu = 0.0
+                for b in range(B):
+                    mu += XH[b, zl + i]
+                mu /= B
+                var = 0.0
+                for b in range(B):
+                    dv = XH[b, zl + i] - mu
+                    var += dv * dv
+                MU[zl + i] = mu
+                VAR[zl + i] = var / B
+        else:
+            for i in range(n):
+                MU[zl + i] = bn_mean[zl + i]
+                VAR[zl + i] = bn_var[zl + i]
         for c in prange((B + _MM - 1) // _MM):
             st = np.zeros(1, np.uint64)
             for b in range(c * _MM, min(B, (c + 1) * _MM)):
                 if drop_h:
                     st[0] = stream_key(key, b, l)
                 for i in range(n):
-                    pre = XH[b, zl + i]
-                    if bn:
-                        xh = (pre - MU[zl + i]) / math.sqrt(VAR[zl + i] + BN_EPS)
-                        XH[b, zl + i] = xh
-                        pre = head[og + i] * xh + head[obe + i]
+                    xh = (XH[b, zl + i] - MU[zl + i]) / math.sqrt(VAR[zl + i] + BN_EPS)
+                    XH[b, zl + i] = xh
+                    pre = head[og + i] * xh + head[obe + i]
                     a = _act(pre, act)
                     A[b, zl + i] = a
                     m = 1.0
@@ -230,36 +262,40 @@ def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, D
         ob = layout[l, OFFB]
         og = layout[l, OFFG]
         obe = layout[l, OFFBE]
+        if not bn:
+            _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, True, M, A,
+                            act)
+            continue
         for b in prange(B):
             for i in range(n):
                 DZ[b, zl + i] = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
-        if bn:
-            for i in prange(n):
-                sg = 0.0
-                sb = 0.0
+        for i in prange(n):
+            sg = 0.0
+            sb = 0.0
+            for b in range(B):
+                dp = DZ[b, zl + i]
+                sb += dp
+                sg += dp * XH[b, zl + i]
+            if want_head:
+                GH[og + i] = sg
+                GH[obe + i] = sb
+            c = head[og + i] / math.sqrt(VAR[zl + i] + BN_EPS)
+            if train:
+                mb = sb / B
+                mg = sg / B
                 for b in range(B):
-                    dp = DZ[b, zl + i]
-                    sb += dp
-                    sg += dp * XH[b, zl + i]
-                if want_head:
-                    GH[og + i] = sg
-                    GH[obe + i] = sb
-                c = head[og + i] / math.sqrt(VAR[zl + i] + BN_EPS)
-                if train:
-                    mb = sb / B
-                    mg = sg / B
-                    for b in range(B):
-                        DZ[b, zl + i] = c * (DZ[b, zl + i] - mb - XH[b, zl + i] * mg)
-                else:
-                    for b in range(B):
-                        DZ[b, zl + i] = c * DZ[b, zl + i]
+                    DZ[b, zl + i] = c * (DZ[b, zl + i] - mb - XH[b, zl + i] * mg)
+            else:
+                for b in range(B):
+                    DZ[b, zl + i] = c * DZ[b, zl + i]
         if want_head:
             for i in prange(n):
                 gb = 0.0
                 for b in range(B):
                     gb += DZ[b, zl + i]
                 GH[ob + i] = gb
-        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B)
+        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, False, M, A,
+                        act)
     for b in prange(B):
         for k in range(d):
             D[b, k] = DZ[b, k] * M[b, k]
