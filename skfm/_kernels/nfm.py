@@ -14,9 +14,11 @@ W, b, gamma, beta in ``head`` (-1 when absent).  For one row:
 Batch norm uses the batch statistics in training and the running averages (``bn_mean``,
 ``bn_var``, momentum 0.1, unbiased variance, as torch) at inference.  df/dv_jf = sum_f
 (df/dBI_f) x_j (s_f - v_jf x_j), so the feature phase is FM's with the row factor g_b replaced by
-the vector D[b] = g_b df_b/dBI.  The head's gradients are reduced per unit over the batch rows in
-row order, so results do not depend on the number of threads.  Dropout masks are a pure function
-of (seed, epoch, step, row, layer, unit) through the counter-based RNG.
+the vector D[b] = g_b df_b/dBI.  The dense layers are BLAS matrix products over fixed blocks of
+_MM rows (BLAS itself held to one thread by the trainer); the head's gradients are summed within a
+block, then over the blocks in block order, so results do not depend on the number of threads.
+Dropout masks are a pure function of (seed, epoch, step, row, layer, unit) through the
+counter-based RNG.
 """
 import math
 
