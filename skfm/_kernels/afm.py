@@ -243,7 +243,7 @@ def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rat
     inv_b = 1.0 / B
     n_chunks = (B + _RCH - 1) // _RCH
     for ci in prange(n_chunks):
-        E, Pe, att, C = _chunk_buffers(_RCH, mmax, d, t, T.dtype)
+        E, Pe, att, C = _chunk_buffers(np.int64(_RCH), mmax, d, t, T.dtype)
         dE = np.empty((E.shape[0], d))
         sh = np.empty(att.shape[0])
         masks = np.empty((_RCH, d))
@@ -323,27 +323,29 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, at
     B = indptr.shape[0] - 1
     d = T.shape[1] - 1
     nnz = indptr[B] - indptr[0]
-    mmax = max_row_nnz(indptr, 0, B)
+    zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
+    mmax = max_row_nnz(indptr, zero, B)
     n_chunks = (B + _RCH - 1) // _RCH
     G = np.empty(B)
     L = np.empty(B)
     GN = np.empty((nnz, d + 1), T.dtype)
     HG = np.empty((n_chunks, H.shape[0]))
     Wc = _attention_weights(H, t, d, T.dtype)
-    phase1(indptr, indices, data, y, sw, 0, B, w0, T, H, Wc, t, loss_id, 0.0, 0, 0, 0, mmax, G,
-           L, GN, HG)
+    phase1(indptr, indices, data, y, sw, zero, B, w0, T, H, Wc, t, loss_id, 0.0, zero, zero, zero,
+           mmax, G, L, GN, HG)
     pos = np.arange(indptr[B]).astype(np.int64)
     uniq = np.empty(nnz, np.int32)
     cnt = np.empty(nnz, np.int64)
     ptr = np.empty(nnz + 1, np.int64)
     occ_b = np.empty(nnz, np.int32)
     occ_p = np.empty(nnz, np.int64)
-    nu = transpose_batch(indptr, indices, pos, 0, B, slot, uniq, cnt, ptr, occ_b, occ_p)
+    nu = transpose_batch(indptr, indices, pos, zero, B, slot, uniq, cnt, ptr, occ_b, occ_p)
     GT = np.empty((nu, d + 1), T.dtype)
     bad = np.zeros(1, np.uint8)
     coef = np.zeros(7, T.dtype)
     stT = np.zeros((2, 0, d + 1), T.dtype)
-    phase2(nu, uniq, ptr, occ_p, GN, indptr[0], T, alpha, GT, stT, 0, coef, bad, False)
+    phase2(nu, uniq, ptr, occ_p, GN, indptr[0], T, alpha, GT, stT, zero, coef, bad,
+           np.bool_(False))
     gH = np.empty(H.shape[0])
     _head_grad(HG, n_chunks, H, t, d, att_alpha, gH)
     obj = 0.0
@@ -411,7 +413,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
         row_coefs(coef, lr, lr_t, beta_1, beta_2, eps)
         _head_grad(HG, n_chunks, H, t, d, att_alpha, gH)
         phase2(nu, uniq, ptr, occ_p, GN, indptr[start], T, alpha, GT, stT, solver, coef, bad,
-               True)
+               np.bool_(True))
         ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
         ok = update_dense(H, stH, gH, solver, lr, lr_t, beta_1, beta_2, eps) and ok
         for u in range(nu):

@@ -167,10 +167,11 @@ def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
     Q = np.empty((B, d), T.dtype)
     G = np.empty(B, T.dtype)
     L = np.empty(B)
-    forward_batch(ip, ind, dat, y, sw, 0, B, w0, T, S, Q, G, L, loss_id)
+    zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
+    forward_batch(ip, ind, dat, y, sw, zero, B, w0, T, S, Q, G, L, loss_id)
     uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
-    nu = transpose_batch(ip, ind, dat, 0, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+    nu = transpose_batch(ip, ind, dat, zero, B, slot, uniq, cnt, ptr, occ_b, occ_x)
     GT = np.empty((nu, d + 1), T.dtype)
     feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
     obj = 0.0

@@ -73,6 +73,25 @@ def _act_grad(a, act):
     return 1.0
 
 
+@njit(cache=True, inline="always")
+def _dropout_scale(drop, st, p):
+    """Inverted-dropout scale of one unit: 0 with probability p, else 1 / (1 - p) (one draw
+    from the stream ``st``); 1 without dropout."""
+    if not drop:
+        return 1.0
+    return 0.0 if uniform(st) < p else 1.0 / (1.0 - p)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _act_dropout(pre, act, drop, st, p, A, M, Z, b, c):
+    """Unit c of row b after its pre-activation: A = act(pre), M = dropout scale, Z = A M."""
+    v = _act(pre, act)
+    m = _dropout_scale(drop, st, p)
+    A[b, c] = v
+    M[b, c] = m
+    Z[b, c] = v * m
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
     """XH[b, zl:zl + n] = W Z[b, zp:zp + npv] + bias for rows b < B: one BLAS matrix product per
@@ -104,13 +123,7 @@ def _dense_act_forward(Z, zp, npv, XH, A, M, zl, n, head, oW, ob, B, act, drop_h
             for i in range(n):
                 pre = out[b - a, i] + head[ob + i]
                 XH[b, zl + i] = pre
-                v = _act(pre, act)
-                A[b, zl + i] = v
-                m = 1.0
-                if drop_h:
-                    m = 0.0 if uniform(st) < p_hid else 1.0 / (1.0 - p_hid)
-                M[b, zl + i] = m
-                Z[b, zl + i] = v * m
+                _act_dropout(pre, act, drop_h, st, p_hid, A, M, Z, b, zl + i)
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -176,9 +189,7 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
                 S[b, k] = s[k]
                 bi = 0.5 * (s[k] * s[k] - q[k])
                 A[b, k] = bi
-                m = 1.0
-                if drop_bi:
-                    m = 0.0 if uniform(st) < p_bi else 1.0 / (1.0 - p_bi)
+                m = _dropout_scale(drop_bi, st, p_bi)
                 M[b, k] = m
                 Z[b, k] = bi * m
     for l in range(1, L + 1):
@@ -220,13 +231,7 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
                     xh = (XH[b, zl + i] - MU[zl + i]) / math.sqrt(VAR[zl + i] + BN_EPS)
                     XH[b, zl + i] = xh
                     pre = head[og + i] * xh + head[obe + i]
-                    a = _act(pre, act)
-                    A[b, zl + i] = a
-                    m = 1.0
-                    if drop_h:
-                        m = 0.0 if uniform(st) < p_hid else 1.0 / (1.0 - p_hid)
-                    M[b, zl + i] = m
-                    Z[b, zl + i] = a * m
+                    _act_dropout(pre, act, drop_h, st, p_hid, A, M, Z, b, zl + i)
     zL = layout[L, ZOFF]
     nL = layout[L, SIZE]
     for b in prange(B):
@@ -265,8 +270,8 @@ def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, D
         og = layout[l, OFFG]
         obe = layout[l, OFFBE]
         if not bn:
-            _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, True, M, A,
-                            act)
+            _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, np.bool_(True),
+                            M, A, act)
             continue
         for b in prange(B):
             for i in range(n):
@@ -296,8 +301,8 @@ def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, D
                 for b in range(B):
                     gb += DZ[b, zl + i]
                 GH[ob + i] = gb
-        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, False, M, A,
-                        act)
+        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, np.bool_(False),
+                        M, A, act)
     for b in prange(B):
         for k in range(d):
             D[b, k] = DZ[b, k] * M[b, k]
@@ -370,8 +375,9 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, 
     G = np.empty(B)
     D = np.empty((B, d))
     GH = np.zeros(head.shape[0])
-    forward_batch(indptr, indices, data, 0, B, w0, T, head, layout, offh, bn, bn_mean, bn_var,
-                  train, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU, VAR, F)
+    zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
+    forward_batch(indptr, indices, data, zero, B, w0, T, head, layout, offh, bn, bn_mean,
+                  bn_var, train, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU, VAR, F)
     obj = 0.0
     g0 = 0.0
     for b in range(B):
@@ -379,11 +385,12 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, 
         G[b] = sw[b] / B * loss_deriv(F[b], y[b], loss_id)
         g0 += G[b]
     obj /= B
-    backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, DZ, D, GH, True)
+    backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
+                   np.bool_(True))
     cap = indices.shape[0]
     uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
-    nu = transpose_batch(indptr, indices, data, 0, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+    nu = transpose_batch(indptr, indices, data, zero, B, slot, uniq, cnt, ptr, occ_b, occ_x)
     GT = np.empty((nu, d + 1), T.dtype)
     feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
     reg = 0.0
@@ -419,7 +426,7 @@ def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mea
     for start in range(0, n, _CHUNK):
         B = min(_CHUNK, n - start)
         forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                      bn_var, False, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU,
+                      bn_var, np.bool_(False), np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU,
                       VAR, F)
         if not saliency:
             for b in range(B):
@@ -427,8 +434,8 @@ def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mea
             continue
         for b in range(B):
             G[b] = loss_deriv(F[b], y[start + b], loss_id)
-        backward_batch(B, head, layout, offh, bn, False, act, G, Z, A, XH, M, VAR, DZ, D, GH,
-                       False)
+        backward_batch(B, head, layout, offh, bn, np.bool_(False), act, G, Z, A, XH, M, VAR, DZ, D,
+                       GH, np.bool_(False))
         for b in range(B):
             acc = 0.0
             for k in range(d):
@@ -476,7 +483,8 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
         B = min(batch_size, n - start)
         key = stream_key(seed, epoch, step + 1)
         forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                      bn_var, True, key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU, VAR, F)
+                      bn_var, np.bool_(True), key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU,
+                      VAR, F)
         batch_loss = 0.0
         g0[0] = 0.0
         for b in range(B):
@@ -487,8 +495,8 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
         if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
             return total, n_steps, 1
         total += batch_loss
-        backward_batch(B, head, layout, offh, bn, True, act, G, Z, A, XH, M, VAR, DZ, D, GH,
-                       True)
+        backward_batch(B, head, layout, offh, bn, np.bool_(True), act, G, Z, A, XH, M, VAR, DZ, D,
+                       GH, np.bool_(True))
         if bn:
             unb = B / (B - 1.0) if B > 1 else 1.0
             for c in range(h0, W):
