@@ -250,6 +250,10 @@ class BaseFactorizationMachine(BaseEstimator):
             self._no_improvement_count = 0
         elif not partial:
             self._no_improvement_count = 0
+        if not first_call:  # a model loaded with joblib.load(..., mmap_mode="r") is read-only
+            self._params = [_writeable(p) for p in self._params]
+            if hasattr(self, "_states"):
+                self._states = [_writeable(s) for s in self._states]
         if getattr(self, "_states_solver", None) != self.solver:
             self._states = [core.init_state(p, self.solver) for p in self._params]
         self._states_solver = self.solver
@@ -367,6 +371,13 @@ class BaseFactorizationMachine(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _writeable(arrays):
+    """The dict of parameter (or optimizer state) arrays with every read-only array copied: the
+    trainer updates them in place."""
+    return {k: np.array(v) if isinstance(v, np.ndarray) and not v.flags.writeable else v
+            for k, v in arrays.items()}
 
 
 def _can_stratify(y):

@@ -22,8 +22,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from skfm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
-                  SMFMRegressor)
+from skfm import (AFMRegressor, FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor,
+                  NFMClassifier, SMFMClassifier, SMFMRegressor)
 from skfm.datasets import make_fm_classification, make_fm_regression
 from skfm.datasets._synthetic import fm_output
 
@@ -253,6 +253,28 @@ def test_pickled_model_can_continue_training(Est):
     restored.fit(X, y)
     assert restored.n_iter_ == 4
     assert_same_model(restored, est)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, SMFMRegressor, NFMClassifier, AFMRegressor],
+                         ids=_name)
+def test_memory_mapped_model_can_continue_training(Est, tmp_path):
+    """joblib.load(..., mmap_mode="r") gives read-only parameter arrays: partial_fit and a
+    warm-started fit train on copies (the file is left alone) and match an in-memory model."""
+    X, y = data_for(Est)
+    est = Est(n_factors=3, max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    joblib.dump(est, tmp_path / "model.joblib")
+    mapped = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
+    assert not mapped._params[0]["T"].flags.writeable
+    on_disk = np.array(mapped._params[0]["T"])
+    for model in (est, mapped):
+        model.partial_fit(X, y)
+        model.fit(X, y)
+    assert mapped.n_iter_ == est.n_iter_ == 5
+    for pa, pb in zip(mapped._params, est._params):
+        assert pa.keys() == pb.keys()
+        for k in pa:
+            assert np.array_equal(pa[k], pb[k]), k
+    assert np.array_equal(joblib.load(tmp_path / "model.joblib")._params[0]["T"], on_disk)
 
 
 # --------------------------------------------------------------------------- classifier outputs
