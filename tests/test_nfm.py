@@ -137,6 +137,62 @@ def test_batch_gradient_matches_finite_differences(hidden, act, bn, bn_train, lo
     np.testing.assert_allclose(GH, num_H, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("hidden,act", [((5,), "tanh"), ((4, 3), "relu")])
+def test_gradient_and_sgd_step_over_several_row_blocks(hidden, act):
+    """Without batch norm the kernels work through blocks of 128 rows: on 300 rows (three
+    blocks, the last one partial) predictions equal numpy's, saliency equals finite differences
+    along x, the batch has the finite-difference gradient, and one plain-SGD training step over
+    it moves every parameter by -lr times that gradient."""
+    core, params, X, Xd, rng = make_problem(11, n=300, hidden=hidden, act=act)
+    n = Xd.shape[0]
+    y = rng.integers(0, 2, n).astype(float)
+    sw = rng.uniform(0.5, 2.0, n)
+    alpha, lr = 0.03, 0.1
+    w0, T, head = (params[k].copy() for k in ("w0", "T", "head"))
+
+    def objective(w0_, T_, head_):
+        return np_objective(Xd, y, sw, w0_, T_, head_, hidden, act, False, None, None, False,
+                            LOGISTIC, alpha)
+
+    def fd(name, idx, h=1e-6):
+        arrs = {"w0": w0.copy(), "T": T.copy(), "head": head.copy()}
+        arrs[name][idx] += h
+        up = objective(arrs["w0"], arrs["T"], arrs["head"])
+        arrs[name][idx] -= 2 * h
+        return (up - objective(arrs["w0"], arrs["T"], arrs["head"])) / (2 * h)
+
+    f_np = np_forward(Xd, w0, T, head, hidden, act, False)
+    np.testing.assert_allclose(core.decision(params, X), f_np, rtol=1e-10, atol=1e-12)
+    h = 1e-5
+    sal_fd = (np_loss(np_forward((1 + h) * Xd, w0, T, head, hidden, act, False), y, LOGISTIC)
+              - np_loss(np_forward((1 - h) * Xd, w0, T, head, hidden, act, False), y,
+                        LOGISTIC)) / (2 * h)
+    np.testing.assert_allclose(core.saliency(params, X, y, LOGISTIC), sal_fd, rtol=1e-5,
+                               atol=1e-8)
+
+    num_w0 = fd("w0", 0)
+    num_T = np.array([[fd("T", (j, k)) for k in range(T.shape[1])] for j in range(T.shape[0])])
+    num_H = np.array([fd("head", c) for c in range(len(head))])
+    obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, LOGISTIC, alpha)
+    np.testing.assert_allclose(obj, objective(w0, T, head), rtol=1e-10)
+    np.testing.assert_allclose(g0, num_w0, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(GT, num_T[uniq], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(GH, num_H, rtol=1e-5, atol=1e-8)
+
+    state = core.init_state(params, "sgd")
+    hp = {"batch_size": n, "solver": "sgd", "lr": lr, "beta_1": 0.9, "beta_2": 0.999,
+          "epsilon": 1e-8, "loss_id": LOGISTIC, "alpha": alpha, "epoch": 0}
+    block = (X.indptr, X.indices, X.data, y, sw)
+    loss, steps, status = core.train_epoch(params, state, block, hp,
+                                           np.full(X.n_features, -1, np.int32))
+    assert (steps, status) == (1, 0)
+    np.testing.assert_allclose(loss / n, objective(w0, T, head) - 0.5 * alpha * np.sum(T ** 2),
+                               rtol=1e-10)
+    np.testing.assert_allclose(params["w0"], w0 - lr * num_w0, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(params["T"], T - lr * num_T, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(params["head"], head - lr * num_H, rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.parametrize("hidden,act,bn", CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_decision_matches_numpy(hidden, act, bn, dtype):

@@ -17,6 +17,9 @@ Batch norm uses the batch statistics in training and the running averages (``bn_
 the vector D[b] = g_b df_b/dBI.  The dense layers are BLAS matrix products over fixed blocks of
 _MM rows (BLAS itself held to one thread by the trainer); the head's gradients are summed within a
 block, then over the blocks in block order, so results do not depend on the number of threads.
+Without batch norm no row depends on another, so training (fused_batch) runs a block's forward
+pass, loss derivative and backward pass back to back in block-local buffers that stay in cache;
+with batch norm, forward_batch and backward_batch go layer by layer over the whole batch.
 Dropout masks are a pure function of (seed, epoch, step, row, layer, unit) through the
 counter-based RNG.
 """
@@ -45,6 +48,9 @@ OFFG = 4
 OFFBE = 5
 
 BN_EPS = 1e-5
+TRAIN = 0  # fused_batch modes
+DECIDE = 1
+SALIENCY = 2
 _STRIDE = 64
 _CHUNK = 1024
 _MM = 128  # rows per matrix product of the dense layers
@@ -107,46 +113,16 @@ def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _dense_act_forward(Z, zp, npv, XH, A, M, zl, n, head, oW, ob, B, act, drop_h, key, l, p_hid):
-    """A layer without batch norm in one pass per block of _MM rows: XH = W z + bias, A =
-    act(XH), M = dropout scale (stream (key, b, l)), Z[:, zl:zl + n] = A M, while the block's
-    product is still in cache."""
-    Wl = head[oW:oW + n * npv].reshape((n, npv))
-    for c in prange((B + _MM - 1) // _MM):
-        st = np.zeros(1, np.uint64)
-        a = c * _MM
-        e = min(B, a + _MM)
-        out = np.dot(np.ascontiguousarray(Z[a:e, zp:zp + npv]), Wl.T)
-        for b in range(a, e):
-            if drop_h:
-                st[0] = stream_key(key, b, l)
-            for i in range(n):
-                pre = out[b - a, i] + head[ob + i]
-                XH[b, zl + i] = pre
-                _act_dropout(pre, act, drop_h, st, p_hid, A, M, Z, b, zl + i)
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, fuse, M, A, act):
+def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B):
     """Given DZ[:, zl:zl + n] = dObj/d(pre-activation) of a dense layer: DZ[:, zp:zp + npv] =
     dObj/d(its input) and, with ``want_head``, GH's block of W = sum_b DZ_b^T Z_b, reduced over the
-    row blocks in block order.  With ``fuse`` (no batch norm) DZ[:, zl:zl + n] holds dObj/d(layer
-    output) on entry: each block first multiplies it by the dropout scale M and act'(A), and the
-    bias gradient is summed per block, then over the blocks in order."""
+    row blocks in block order."""
     Wl = head[oW:oW + n * npv].reshape((n, npv))
     nch = (B + _MM - 1) // _MM
     part = np.empty((nch if want_head else 0, n, npv))
-    partb = np.zeros((nch if want_head and fuse else 0, n))
     for c in prange(nch):
         a = c * _MM
         e = min(B, a + _MM)
-        if fuse:
-            for b in range(a, e):
-                for i in range(n):
-                    g = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
-                    DZ[b, zl + i] = g
-                    if want_head:
-                        partb[c, i] += g
         du = np.ascontiguousarray(DZ[a:e, zl:zl + n])
         if want_head:
             part[c] = np.dot(du.T, np.ascontiguousarray(Z[a:e, zp:zp + npv]))
@@ -158,20 +134,16 @@ def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, fuse,
                 for c in range(nch):
                     acc += part[c, i, k]
                 GH[oW + i * npv + k] = acc
-            if fuse:
-                acc = 0.0
-                for c in range(nch):
-                    acc += partb[c, i]
-                GH[ob + i] = acc
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                  bn_var, train, key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU, VAR, F):
-    """Rows [start, start + B): F[b] = f(x_b).  Keeps what the backward pass needs: S (row sums),
+def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn_mean, bn_var,
+                  train, key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU, VAR, F):
+    """The model with batch norm (without it, see fused_batch), layer by layer over the batch,
+    rows [start, start + B): F[b] = f(x_b).  Keeps what the backward pass needs: S (row sums),
     A (BI, then each layer's activation before dropout), M (dropout scale), Z (layer outputs),
-    XH (normalised pre-activations with BN, else pre-activations), MU/VAR (BN statistics used).
-    ``train`` enables dropout and BN batch statistics."""
+    XH (normalised pre-activations), MU/VAR (BN statistics used).  ``train`` enables dropout and
+    BN batch statistics."""
     d = T.shape[1] - 1
     L = layout.shape[0] - 1
     drop_bi = train and p_bi > 0.0
@@ -201,10 +173,6 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
         ob = layout[l, OFFB]
         og = layout[l, OFFG]
         obe = layout[l, OFFBE]
-        if not bn:
-            _dense_act_forward(Z, zp, npv, XH, A, M, zl, n, head, oW, ob, B, act, drop_h, key, l,
-                               p_hid)
-            continue
         _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B)
         if train:
             for i in prange(n):
@@ -242,11 +210,12 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
+def backward_batch(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
                    want_head):
-    """Given G[b] = dObj/df_b and the forward buffers: D[b] = G[b] df_b/dBI_b (B, d) and, with
-    ``want_head``, GH = dObj/dhead (every entry written).  BN in training couples the rows of a
-    layer through the batch statistics (standard BN backward)."""
+    """Backward pass of forward_batch (batch norm).  Given G[b] = dObj/df_b and the forward
+    buffers: D[b] = G[b] df_b/dBI_b (B, d) and, with ``want_head``, GH = dObj/dhead (every entry
+    written).  BN in training couples the rows of a layer through the batch statistics
+    (standard BN backward)."""
     d = layout[0, SIZE]
     L = layout.shape[0] - 1
     zL = layout[L, ZOFF]
@@ -269,10 +238,6 @@ def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, D
         ob = layout[l, OFFB]
         og = layout[l, OFFG]
         obe = layout[l, OFFBE]
-        if not bn:
-            _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, np.bool_(True),
-                            M, A, act)
-            continue
         for b in prange(B):
             for i in range(n):
                 DZ[b, zl + i] = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
@@ -301,11 +266,146 @@ def backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, D
                 for b in range(B):
                     gb += DZ[b, zl + i]
                 GH[ob + i] = gb
-        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, ob, GH, want_head, B, np.bool_(False),
-                        M, A, act)
+        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B)
     for b in prange(B):
         for k in range(d):
             D[b, k] = DZ[b, k] * M[b, k]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _fused_block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
+                 p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP):
+    """Block c (rows c _MM .. of the batch) of fused_batch; a plain function called from its
+    parallel loop, which keeps that loop small for Numba's parallel passes (compile time)."""
+    d = T.shape[1] - 1
+    L = layout.shape[0] - 1
+    W = _width(layout)
+    zL = layout[L, ZOFF]
+    nL = layout[L, SIZE]
+    train = mode == TRAIN
+    drop_bi = p_bi > 0.0
+    drop_h = p_hid > 0.0
+    a = c * _MM
+    m = min(B, a + _MM) - a
+    Zb = np.empty((m, W))
+    Ab = np.empty((m, W))
+    Mb = np.empty((m, W))
+    DZ = np.empty((m, W))
+    st = np.zeros(1, np.uint64)
+    s = np.empty(d)
+    q = np.empty(d)
+    gh = GHP[c if train else 0]  # inference: GHP has one row, left alone
+    if train:
+        gh[:] = 0.0
+    for i in range(m):
+        r = start + a + i
+        LIN[a + i] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
+        if drop_bi:
+            st[0] = stream_key(key, a + i, 0)
+        for k in range(d):
+            S[a + i, k] = s[k]
+            bi = 0.5 * (s[k] * s[k] - q[k])
+            sc = _dropout_scale(drop_bi, st, p_bi)
+            Ab[i, k] = bi
+            Mb[i, k] = sc
+            Zb[i, k] = bi * sc
+    for l in range(1, L + 1):
+        n = layout[l, SIZE]
+        zl = layout[l, ZOFF]
+        npv = layout[l - 1, SIZE]
+        zp = layout[l - 1, ZOFF]
+        ob = layout[l, OFFB]
+        Wl = head[layout[l, OFFW]:layout[l, OFFW] + n * npv].reshape((n, npv))
+        out = np.dot(np.ascontiguousarray(Zb[:, zp:zp + npv]), Wl.T)
+        for i in range(m):
+            if drop_h:
+                st[0] = stream_key(key, a + i, l)
+            for u in range(n):
+                _act_dropout(out[i, u] + head[ob + u], act, drop_h, st, p_hid, Ab, Mb, Zb, i,
+                             zl + u)
+    lp = 0.0
+    for i in range(m):
+        r = start + a + i
+        f = w0[0] + LIN[a + i]
+        for k in range(nL):
+            f += head[offh + k] * Zb[i, zL + k]
+        F[a + i] = f
+        if mode == DECIDE:
+            continue
+        if train:
+            lp += sw[r] * loss_value(f, y[r], loss_id)
+            g = sw[r] / B * loss_deriv(f, y[r], loss_id)
+        else:
+            g = loss_deriv(f, y[r], loss_id)
+        G[a + i] = g
+        for k in range(nL):
+            DZ[i, zL + k] = g * head[offh + k]
+        if train:
+            for k in range(nL):
+                gh[offh + k] += g * Zb[i, zL + k]
+    if mode == DECIDE:
+        return
+    if train:
+        LP[c] = lp
+    for l in range(L, 0, -1):
+        n = layout[l, SIZE]
+        zl = layout[l, ZOFF]
+        npv = layout[l - 1, SIZE]
+        zp = layout[l - 1, ZOFF]
+        oW = layout[l, OFFW]
+        ob = layout[l, OFFB]
+        Wl = head[oW:oW + n * npv].reshape((n, npv))
+        for i in range(m):
+            for u in range(n):
+                DZ[i, zl + u] *= Mb[i, zl + u] * _act_grad(Ab[i, zl + u], act)
+        du = np.ascontiguousarray(DZ[:, zl:zl + n])
+        if train:
+            for i in range(m):
+                for u in range(n):
+                    gh[ob + u] += du[i, u]
+            gW = np.dot(du.T, np.ascontiguousarray(Zb[:, zp:zp + npv]))
+            for u in range(n):
+                for k in range(npv):
+                    gh[oW + u * npv + k] += gW[u, k]
+        DZ[:, zp:zp + npv] = np.dot(du, Wl)
+    for i in range(m):
+        for k in range(d):
+            D[a + i, k] = DZ[i, k] * Mb[i, k]
+    if mode == SALIENCY:
+        for i in range(m):
+            acc = 0.0
+            for k in range(d):
+                acc += D[a + i, k] * Ab[i, k]
+            F[a + i] = G[a + i] * LIN[a + i] + 2.0 * acc
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
+                p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP):
+    """The model without batch norm on rows [start, start + B), in fixed blocks of _MM rows: a
+    block's forward pass, loss derivative and backward pass run back to back in block-local
+    buffers that stay in cache (without batch norm a row depends on no other row).
+
+    mode TRAIN: dropout (stream (key, row, layer); row = position in the batch), F[b] = f_b,
+    G[b] = sw_b / B dl/df_b, D[b] = G[b] df_b/dBI_b, S (row sums), LIN, LP[c] = the block's sum
+    of sw_b l(f_b, y_b) and GHP[c] = the block's part of dObj/dhead (the caller sums the blocks in
+    block order, so results do not depend on the thread count).
+    mode DECIDE: F[b] = f_b only.  mode SALIENCY: F[b] = S(x_b, y_b) = g_b (sum_j w_j x_j +
+    2 (df/dBI) . BI) with g_b = dl/df_b (BI is homogeneous of degree 2 in x).  No dropout in
+    these two modes (callers pass p_bi = p_hid = 0); ``sw``, LP and GHP are not used."""
+    for c in prange((B + _MM - 1) // _MM):
+        _fused_block(np.int64(c), indptr, indices, data, y, sw, start, B, w0, T, head, layout,
+                     offh, key, p_bi, p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
+
+
+@njit(cache=True)
+def _sum_blocks(GHP, nch, GH):
+    """GH = sum of the first nch rows of GHP, in block order."""
+    for j in range(GH.shape[0]):
+        acc = 0.0
+        for c in range(nch):
+            acc += GHP[c, j]
+        GH[j] = acc
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -376,17 +476,30 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, 
     D = np.empty((B, d))
     GH = np.zeros(head.shape[0])
     zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
-    forward_batch(indptr, indices, data, zero, B, w0, T, head, layout, offh, bn, bn_mean,
-                  bn_var, train, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU, VAR, F)
     obj = 0.0
     g0 = 0.0
+    if bn:
+        forward_batch(indptr, indices, data, zero, B, w0, T, head, layout, offh, bn_mean,
+                      bn_var, train, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU, VAR,
+                      F)
+        for b in range(B):
+            obj += sw[b] * loss_value(F[b], y[b], loss_id)
+            G[b] = sw[b] / B * loss_deriv(F[b], y[b], loss_id)
+        backward_batch(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
+                       np.bool_(True))
+    else:
+        nch = (B + _MM - 1) // _MM
+        LP = np.empty(nch)
+        GHP = np.empty((nch, head.shape[0]))
+        fused_batch(indptr, indices, data, y, sw, zero, B, w0, T, head, layout, offh,
+                    np.uint64(0), 0.0, 0.0, act, loss_id, np.int64(TRAIN), S, LIN, F, G, D, LP,
+                    GHP)
+        for c in range(nch):
+            obj += LP[c]
+        _sum_blocks(GHP, nch, GH)
     for b in range(B):
-        obj += sw[b] * loss_value(F[b], y[b], loss_id)
-        G[b] = sw[b] / B * loss_deriv(F[b], y[b], loss_id)
         g0 += G[b]
     obj /= B
-    backward_batch(B, head, layout, offh, bn, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
-                   np.bool_(True))
     cap = indices.shape[0]
     uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
@@ -410,32 +523,42 @@ def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mea
     d = T.shape[1] - 1
     W = _width(layout)
     C = min(n, _CHUNK)
+    Cbn = C if bn else 0
     LIN = np.empty(C)
     S = np.empty((C, d))
-    Z = np.empty((C, W))
-    A = np.empty((C, W))
-    XH = np.empty((C, W))
-    M = np.empty((C, W))
-    DZ = np.empty((C, W))
+    Z = np.empty((Cbn, W))
+    A = np.empty((Cbn, W))
+    XH = np.empty((Cbn, W))
+    M = np.empty((Cbn, W))
+    DZ = np.empty((Cbn, W))
     MU = np.zeros(W)
     VAR = np.ones(W)
     F = np.empty(C)
     G = np.empty(C)
     D = np.empty((C, d))
     GH = np.empty(0)
+    LP = np.empty(0)
+    GHP = np.empty((1, head.shape[0]))
+    mode = SALIENCY if saliency else DECIDE
     for start in range(0, n, _CHUNK):
         B = min(_CHUNK, n - start)
-        forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                      bn_var, np.bool_(False), np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU,
-                      VAR, F)
+        if not bn:
+            fused_batch(indptr, indices, data, y, y, start, B, w0, T, head, layout, offh,
+                        np.uint64(0), 0.0, 0.0, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
+            for b in range(B):
+                out[start + b] = F[b]
+            continue
+        forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn_mean,
+                      bn_var, np.bool_(False), np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M,
+                      MU, VAR, F)
         if not saliency:
             for b in range(B):
                 out[start + b] = F[b]
             continue
         for b in range(B):
             G[b] = loss_deriv(F[b], y[start + b], loss_id)
-        backward_batch(B, head, layout, offh, bn, np.bool_(False), act, G, Z, A, XH, M, VAR, DZ, D,
-                       GH, np.bool_(False))
+        backward_batch(B, head, layout, offh, np.bool_(False), act, G, Z, A, XH, M, VAR, DZ,
+                       D, GH, np.bool_(False))
         for b in range(B):
             acc = 0.0
             for k in range(d):
@@ -460,17 +583,20 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
     cap = batch_capacity(indptr, batch_size)
     LIN = np.empty(Bmax)
     S = np.empty((Bmax, d))
-    Z = np.empty((Bmax, W))
-    A = np.empty((Bmax, W))
-    XH = np.empty((Bmax, W))
-    M = np.empty((Bmax, W))
-    DZ = np.empty((Bmax, W))
+    Bbn = Bmax if bn else 0  # without batch norm the layer buffers are fused_batch's, per block
+    Z = np.empty((Bbn, W))
+    A = np.empty((Bbn, W))
+    XH = np.empty((Bbn, W))
+    M = np.empty((Bbn, W))
+    DZ = np.empty((Bbn, W))
     MU = np.zeros(W)
     VAR = np.ones(W)
     F = np.empty(Bmax)
     G = np.empty(Bmax)
     D = np.empty((Bmax, d))
     GH = np.zeros(head.shape[0])
+    LP = np.empty((Bmax + _MM - 1) // _MM)
+    GHP = np.empty((0 if bn else LP.shape[0], head.shape[0]))
     uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, T.dtype)
     GT = np.empty((cap, d + 1), T.dtype)
@@ -482,21 +608,32 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
     for start in range(0, n, batch_size):
         B = min(batch_size, n - start)
         key = stream_key(seed, epoch, step + 1)
-        forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn, bn_mean,
-                      bn_var, np.bool_(True), key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU,
-                      VAR, F)
+        nch = (B + _MM - 1) // _MM
         batch_loss = 0.0
         g0[0] = 0.0
+        if bn:
+            forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh,
+                          bn_mean, bn_var, np.bool_(True), key, p_bi, p_hid, act, LIN, S, Z, A,
+                          XH, M, MU, VAR, F)
+            for b in range(B):
+                r = start + b
+                batch_loss += sw[r] * loss_value(F[b], y[r], loss_id)
+                G[b] = sw[r] / B * loss_deriv(F[b], y[r], loss_id)
+        else:
+            fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key,
+                        p_bi, p_hid, act, loss_id, np.int64(TRAIN), S, LIN, F, G, D, LP, GHP)
+            for c in range(nch):
+                batch_loss += LP[c]
         for b in range(B):
-            r = start + b
-            batch_loss += sw[r] * loss_value(F[b], y[r], loss_id)
-            G[b] = sw[r] / B * loss_deriv(F[b], y[r], loss_id)
             g0[0] += G[b]
         if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
             return total, n_steps, 1
         total += batch_loss
-        backward_batch(B, head, layout, offh, bn, np.bool_(True), act, G, Z, A, XH, M, VAR, DZ, D,
-                       GH, np.bool_(True))
+        if bn:
+            backward_batch(B, head, layout, offh, np.bool_(True), act, G, Z, A, XH, M, VAR,
+                           DZ, D, GH, np.bool_(True))
+        else:
+            _sum_blocks(GHP, nch, GH)
         if bn:
             unb = B / (B - 1.0) if B > 1 else 1.0
             for c in range(h0, W):
