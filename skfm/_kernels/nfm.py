@@ -98,6 +98,23 @@ def _act_dropout(pre, act, drop, st, p, A, M, Z, b, c):
     Z[b, c] = v * m
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _bi_row(indices, data, a, e, T, s, q, drop, st, key, b, p, S, sb, A, M, Z, zb):
+    """Row sums of the row with nonzeros [a, e) into s, q and S[sb], and its Bi-Interaction
+    vector with dropout (stream (key, b, 0)) into row zb of A, M, Z.  Returns sum_j w_j x_j."""
+    lin = _row_sums(indices, data, a, e, T, s, q)
+    if drop:
+        st[0] = stream_key(key, b, 0)
+    for k in range(s.shape[0]):
+        S[sb, k] = s[k]
+        bi = 0.5 * (s[k] * s[k] - q[k])
+        m = _dropout_scale(drop, st, p)
+        A[zb, k] = bi
+        M[zb, k] = m
+        Z[zb, k] = bi * m
+    return lin
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
     """XH[b, zl:zl + n] = W Z[b, zp:zp + npv] + bias for rows b < B: one BLAS matrix product per
@@ -154,16 +171,8 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
         q = np.empty(d)
         for b in range(c * _MM, min(B, (c + 1) * _MM)):
             r = start + b
-            LIN[b] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
-            if drop_bi:
-                st[0] = stream_key(key, b, 0)
-            for k in range(d):
-                S[b, k] = s[k]
-                bi = 0.5 * (s[k] * s[k] - q[k])
-                A[b, k] = bi
-                m = _dropout_scale(drop_bi, st, p_bi)
-                M[b, k] = m
-                Z[b, k] = bi * m
+            LIN[b] = _bi_row(indices, data, indptr[r], indptr[r + 1], T, s, q, drop_bi, st, key,
+                             b, p_bi, S, b, A, M, Z, b)
     for l in range(1, L + 1):
         n = layout[l, SIZE]
         zl = layout[l, ZOFF]
@@ -299,16 +308,8 @@ def _fused_block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout,
         gh[:] = 0.0
     for i in range(m):
         r = start + a + i
-        LIN[a + i] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
-        if drop_bi:
-            st[0] = stream_key(key, a + i, 0)
-        for k in range(d):
-            S[a + i, k] = s[k]
-            bi = 0.5 * (s[k] * s[k] - q[k])
-            sc = _dropout_scale(drop_bi, st, p_bi)
-            Ab[i, k] = bi
-            Mb[i, k] = sc
-            Zb[i, k] = bi * sc
+        LIN[a + i] = _bi_row(indices, data, indptr[r], indptr[r + 1], T, s, q, drop_bi, st, key,
+                             a + i, p_bi, S, a + i, Ab, Mb, Zb, i)
     for l in range(1, L + 1):
         n = layout[l, SIZE]
         zl = layout[l, ZOFF]
