@@ -17,9 +17,10 @@ Batch norm uses the batch statistics in training and the running averages (``bn_
 the vector D[b] = g_b df_b/dBI.  The dense layers are BLAS matrix products over fixed blocks of
 _MM rows (BLAS itself held to one thread by the trainer); the head's gradients are summed within a
 block, then over the blocks in block order, so results do not depend on the number of threads.
-Without batch norm no row depends on another, so training (fused_batch) runs a block's forward
-pass, loss derivative and backward pass back to back in block-local buffers that stay in cache;
-with batch norm, forward_batch and backward_batch go layer by layer over the whole batch.
+Without batch norm no row depends on another, so training, prediction and saliency
+(fused_batch) run a block's forward pass, loss derivative and backward pass back to back in
+block-local buffers that stay in cache; with batch norm, forward_batch and backward_batch go
+layer by layer over the whole batch.
 Dropout masks are a pure function of (seed, epoch, step, row, layer, unit) through the
 counter-based RNG.
 """
@@ -284,8 +285,8 @@ def backward_batch(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, D
 @njit(cache=True, fastmath=FASTMATH)
 def _fused_block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
                  p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP):
-    """Block c (rows c _MM .. of the batch) of fused_batch; a plain function called from its
-    parallel loop, which keeps that loop small for Numba's parallel passes (compile time)."""
+    """Block c (rows c _MM .. min(B, (c + 1) _MM) - 1 of the batch) of fused_batch, which calls
+    it from its parallel loop."""
     d = T.shape[1] - 1
     L = layout.shape[0] - 1
     W = _width(layout)
