@@ -634,13 +634,12 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
         if bn:
             backward_batch(B, head, layout, offh, np.bool_(True), act, G, Z, A, XH, M, VAR,
                            DZ, D, GH, np.bool_(True))
-        else:
-            _sum_blocks(GHP, nch, GH)
-        if bn:
             unb = B / (B - 1.0) if B > 1 else 1.0
             for c in range(h0, W):
                 bn_mean[c] = (1.0 - momentum) * bn_mean[c] + momentum * MU[c]
                 bn_var[c] = (1.0 - momentum) * bn_var[c] + momentum * VAR[c] * unb
+        else:
+            _sum_blocks(GHP, nch, GH)
         nu = transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
         step += 1
         n_steps += 1
