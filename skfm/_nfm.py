@@ -110,6 +110,17 @@ class NFMCore:
     def saliency(self, params, X, y, loss_id):
         return self._predict(params, X, y, loss_id, True)
 
+    def select_partners(self, params, X, y, parents, p, seed, epoch, a, b, loss_id):
+        """Closed-form SMFM candidate selection (see knfm.select_partners): the same choice as
+        scoring the materialised candidates with ``saliency``, without building them."""
+        lay, offh, bn = self._static(params)
+        R = knfm.row_stats(X.indptr, X.indices, X.data, params["T"])
+        return knfm.select_partners(
+            X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64),
+            np.ascontiguousarray(parents, dtype=np.int64), int(p), seed, epoch, float(a),
+            float(b), params["w0"], params["T"], params["head"], lay, offh, bn,
+            params["bn_mean"], params["bn_var"], self.act, loss_id, R)
+
     def batch_gradient(self, params, X, y, sw, loss_id, alpha, train=False):
         """(objective, d/dw0, unique features, their T-gradient rows, d/dhead) of all rows of X
         as one batch, without dropout (for tests)."""

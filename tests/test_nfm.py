@@ -8,8 +8,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skfm._base import to_csr_data
 from skfm._cores import FMCore
+from skfm._kernels import mixup as kmix
 from skfm._kernels.losses import LOGISTIC, SQUARED
 from skfm._nfm import NFMClassifier, NFMCore, NFMRegressor
+from skfm._trainer import Augmenter
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -221,6 +223,51 @@ def test_saliency_matches_finite_differences(hidden, act, bn, loss_id):
     np.testing.assert_allclose(sal, (L(1 + h) - L(1 - h)) / (2 * h), rtol=1e-5, atol=1e-8)
 
 
+def _fd_saliency(Xd, y, params, hidden, act, bn, loss_id, h=1e-6):
+    """Saliency (SMFM Eq. 5) of dense rows by central finite differences of the numpy loss along
+    each row: d/dt L(f(t x), y) at t = 1."""
+    def L(t):
+        f = np_forward(t * Xd, params["w0"], params["T"], params["head"], hidden, act, bn,
+                       params["bn_mean"], params["bn_var"])
+        return np_loss(f, y, loss_id)
+    return (L(1 + h) - L(1 - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("hidden,act,bn", CASES)
+@pytest.mark.parametrize("loss_id", [LOGISTIC, SQUARED])
+@pytest.mark.parametrize("p,n_parents", [(6, 50), (129, 3)])
+def test_selection_keeps_the_most_salient_candidate(hidden, act, bn, loss_id, p, n_parents):
+    """Alg. 2 for NFM: both the closed-form selector (NFMCore.select_partners, candidates never
+    built, saliency pushed forward through the MLP) and the generic path (candidates built and
+    scored by the saliency kernel) keep, for every first parent, the candidate of
+    draw_candidates whose mixed row lam x + (1 - lam) r has the largest saliency, computed here
+    by finite differences of the numpy model on the dense mixed row.  Rows share column 0 (and
+    often more), a parent may draw itself, and 50 parents x 6 candidates span three blocks of
+    candidates (the last one partial); p = 129 puts one parent per block."""
+    core, params, X, Xd, rng = make_problem(13, n=12, p=9, hidden=hidden, bn=bn, act=act)
+    n = Xd.shape[0]
+    y = rng.integers(0, 2, n).astype(float) if loss_id == LOGISTIC else rng.normal(size=n)
+    parents = rng.integers(0, n, n_parents).astype(np.int64)
+    seed, epoch = 4242, 7
+    cand_p, cand_l = kmix.draw_candidates(0, n_parents, n, p, seed, epoch, 0.5, 0.5)
+    lam = cand_l.ravel()[:, None]
+    rows = lam * Xd[np.repeat(parents, p)] + (1 - lam) * Xd[cand_p.ravel()]
+    ym = lam[:, 0] * y[np.repeat(parents, p)] + (1 - lam[:, 0]) * y[cand_p.ravel()]
+    sal = _fd_saliency(rows, ym, params, hidden, act, bn, loss_id).reshape(n_parents, p)
+    Y = np.asfortranarray(y.reshape(-1, 1))
+    for generic in (False, True):
+        aug = Augmenter("saliency", 0.5, 0.5, 1.0, p, generic=generic)
+        partners, lams = aug.select(core, [params], X, Y, loss_id, parents, seed, epoch)
+        for i in range(n_parents):
+            chosen = [k for k in range(p)
+                      if cand_p[i, k] == partners[i] and cand_l[i, k] == lams[i]]
+            assert chosen, f"generic={generic}, parent #{i}: not one of its candidates"
+            tol = 1e-6 * (1.0 + np.abs(sal[i]).max())
+            assert max(sal[i, k] for k in chosen) >= sal[i].max() - tol, (
+                f"generic={generic}, parent #{i}: chose {max(sal[i, k] for k in chosen)!r}, "
+                f"best {sal[i].max()!r}")
+
+
 def test_nfm0_with_unit_h_is_fm():
     rng = np.random.default_rng(0)
     Xd = rng.normal(size=(30, 15)) * (rng.random((30, 15)) < 0.4)
@@ -247,7 +294,8 @@ def _data(seed=0, n=300, p=40):
 
 
 @pytest.mark.parametrize("kw", [{}, {"dropout_bi": 0.3, "dropout_hidden": 0.2},
-                                {"batch_norm": True, "dropout_bi": 0.2}])
+                                {"batch_norm": True, "dropout_bi": 0.2},
+                                {"augmentation": "saliency", "n_candidates": 4}])
 def test_same_model_whatever_n_jobs(kw):
     X, y = _data()
     a = NFMClassifier(max_iter=5, batch_size=32, random_state=1, n_jobs=1, **kw).fit(X, y)

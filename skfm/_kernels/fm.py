@@ -298,6 +298,33 @@ def _table_fill(indices, data, a, e, nrm, keys, vals, bits):
 
 
 @njit(cache=True, inline="always")
+def _table_fill_pos(indices, a, e, keys, pos, bits):
+    """Open-addressing table of one row: feature j -> its position p in indices/data."""
+    mask = (1 << bits) - 1
+    for p in range(a, e):
+        j = indices[p]
+        h = _slot_of(j, bits)
+        while keys[h] >= 0:
+            h = (h + 1) & mask
+        keys[h] = j
+        pos[h] = p
+
+
+@njit(cache=True, inline="always")
+def _table_find(j, keys, bits):
+    """Slot of feature j in the table, or -1 when the row does not have it."""
+    mask = (1 << bits) - 1
+    h = _slot_of(j, bits)
+    while True:
+        k = keys[h]
+        if k == j:
+            return h
+        if k < 0:
+            return -1
+        h = (h + 1) & mask
+
+
+@njit(cache=True, inline="always")
 def _table_clear(indices, a, e, keys, bits):
     mask = (1 << bits) - 1
     for p in range(a, e):

@@ -23,6 +23,9 @@ block-local buffers that stay in cache; with batch norm, forward_batch and backw
 layer by layer over the whole batch.
 Dropout masks are a pure function of (seed, epoch, step, row, layer, unit) through the
 counter-based RNG.
+SMFM's candidate selection (select_partners) never builds the mixed candidates: their
+Bi-Interaction vectors follow from the parents' row sums (row_stats), and their saliency is
+pushed forward through the MLP in tangent mode, which for the first layer costs no product.
 """
 import math
 
@@ -31,8 +34,9 @@ from numba import njit, prange
 
 from . import FASTMATH
 from .csr import batch_capacity, transpose_batch, transpose_buffers
-from .fm import _row_sums
+from .fm import _max_row_nnz, _row_sums, _table_clear, _table_fill_pos, _table_find
 from .losses import loss_deriv, loss_value, sigmoid
+from .mixup import draw_one
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .rng import stream_key, uniform
 
@@ -55,6 +59,7 @@ SALIENCY = 2
 _STRIDE = 64
 _CHUNK = 1024
 _MM = 128  # rows per matrix product of the dense layers
+_SEL_BLOCKS = 8  # blocks of candidates per parallel task in select_partners
 
 
 @njit(cache=True, inline="always")
@@ -566,6 +571,166 @@ def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mea
             for k in range(d):
                 acc += D[b, k] * A[b, k]
             out[start + b] = G[b] * LIN[b] + 2.0 * acc
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def row_stats(indptr, indices, data, T):
+    """R (n, 2 d + 1) float64 for select_partners: per row r, R[r, :d] = s (sum_j v_j x_j),
+    R[r, d:2d] = BI and R[r, 2d] = sum_j w_j x_j, so a random partner costs one contiguous read."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    R = np.empty((n, 2 * d + 1))
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        s = np.empty(d)
+        q = np.empty(d)
+        for r in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            R[r, 2 * d] = _row_sums(indices, data, indptr[r], indptr[r + 1], T, s, q)
+            for f in range(d):
+                R[r, f] = s[f]
+                R[r, d + f] = 0.5 * (s[f] * s[f] - q[f])
+    return R
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _select_blocks(task, indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, head,
+                   layout, offh, act, loss_id, R, SC, SH, bits, partners, lams):
+    """Blocks task _SEL_BLOCKS .. (task + 1) _SEL_BLOCKS - 1 of select_partners, which calls it
+    from its parallel loop."""
+    m = parents.shape[0]
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    L = layout.shape[0] - 1
+    W = _width(layout)
+    zL = layout[L, ZOFF]
+    nL = layout[L, SIZE]
+    per = max(1, _MM // p)
+    nblk = (m + per - 1) // per
+    mb = per * p
+    Z = np.empty((mb, W))  # layer outputs (BI first) ...
+    DZ = np.empty((mb, W))  # ... and their tangents along x~
+    LIN = np.empty(mb)
+    YM = np.empty(mb)
+    PR = np.empty(mb, np.int64)
+    LM = np.empty(mb)
+    st = np.zeros(1, np.uint64)
+    keys = np.full(1 << bits, -1, np.int64)
+    pos = np.empty(1 << bits, np.int64)
+    for c in range(task * _SEL_BLOCKS, min(nblk, (task + 1) * _SEL_BLOCKS)):
+        i0 = c * per
+        i1 = min(m, i0 + per)
+        mc = (i1 - i0) * p
+        for i in range(i0, i1):
+            r1 = parents[i]
+            a1 = indptr[r1]
+            e1 = indptr[r1 + 1]
+            _table_fill_pos(indices, a1, e1, keys, pos, bits)
+            for k in range(p):
+                r2, lam = draw_one(seed, epoch, i * p + k, n, a, b, st)
+                mu = 1.0 - lam
+                j = (i - i0) * p + k
+                PR[j] = r2
+                LM[j] = lam
+                LIN[j] = lam * R[r1, 2 * d] + mu * R[r2, 2 * d]
+                YM[j] = lam * y[r1] + mu * y[r2]
+                l2 = lam * lam
+                m2 = mu * mu
+                lm = lam * mu
+                for f in range(d):
+                    Z[j, f] = (l2 * R[r1, d + f] + m2 * R[r2, d + f]
+                               + lm * R[r1, f] * R[r2, f])
+                for t in range(indptr[r2], indptr[r2 + 1]):
+                    h = _table_find(indices[t], keys, bits)
+                    if h >= 0:
+                        cx = lm * data[pos[h]] * data[t]
+                        jf = indices[t]
+                        for f in range(d):
+                            Z[j, f] -= cx * T[jf, f + 1] * T[jf, f + 1]
+            _table_clear(indices, a1, e1, keys, bits)
+        for l in range(1, L + 1):
+            nl = layout[l, SIZE]
+            zl = layout[l, ZOFF]
+            npv = layout[l - 1, SIZE]
+            zp = layout[l - 1, ZOFF]
+            oW = layout[l, OFFW]
+            Wl = head[oW:oW + nl * npv].reshape((nl, npv))
+            out = np.dot(np.ascontiguousarray(Z[:mc, zp:zp + npv]), Wl.T)
+            if l == 1:  # tangent of BI is 2 BI: W_1 (2 BI) = 2 out
+                dout = out
+                tw = 2.0
+            else:
+                dout = np.dot(np.ascontiguousarray(DZ[:mc, zp:zp + npv]), Wl.T)
+                tw = 1.0
+            for j in range(mc):
+                for u in range(nl):
+                    pre = SC[zl + u] * out[j, u] + SH[zl + u]
+                    v = _act(pre, act)
+                    Z[j, zl + u] = v
+                    DZ[j, zl + u] = _act_grad(v, act) * (tw * SC[zl + u]) * dout[j, u]
+        for i in range(i0, i1):
+            best = -np.inf
+            kb = -1
+            for k in range(p):
+                j = (i - i0) * p + k
+                f = w0[0] + LIN[j]
+                df = LIN[j]
+                if L == 0:  # NFM-0: h acts on BI itself, whose tangent is 2 BI
+                    for u in range(nL):
+                        f += head[offh + u] * Z[j, u]
+                        df += 2.0 * head[offh + u] * Z[j, u]
+                else:
+                    for u in range(nL):
+                        f += head[offh + u] * Z[j, zL + u]
+                        df += head[offh + u] * DZ[j, zL + u]
+                sal = loss_deriv(f, YM[j], loss_id) * df
+                if kb < 0 or sal > best:
+                    best = sal
+                    kb = j
+            partners[i] = PR[kb]
+            lams[i] = LM[kb]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, head, layout,
+                    offh, bn, bn_mean, bn_var, act, loss_id, R):
+    """Alg. 2 for NFM without materialising the candidates: for each first parent i draw p
+    candidates (stream (seed, epoch, i p + k), as mixup.draw_candidates) and keep the one whose
+    mixed row has the largest saliency under the model in inference mode.  ``R`` holds the rows'
+    sums (row_stats).  Returns (partners, lams).
+
+    The Bi-Interaction vector of x~ = lam x + mu r (mu = 1 - lam) follows from the parents' row
+    sums: BI(x~) = lam^2 BI(x) + mu^2 BI(r) + lam mu (s(x) * s(r) - c), where c_f = sum over the
+    features j in both rows of x_j r_j v_jf^2 (found through a hash table of the first parent's
+    features).  The saliency g (df/dx~) . x~ is the directional derivative of f along x~, pushed
+    forward through the MLP (tangent mode): BI is homogeneous of degree 2, so its tangent is
+    2 BI and the first layer's tangent is 2 (W_1 BI), the forward product's before the bias;
+    each further layer costs one product for its tangent.  Batch norm is the inference-mode
+    affine map.  Candidates go through the MLP in blocks of about _MM rows (whole parents)."""
+    m = parents.shape[0]
+    L = layout.shape[0] - 1
+    W = _width(layout)
+    # each layer's normalisation and bias as one affine map per unit: pre = SC out + SH
+    SC = np.ones(W)
+    SH = np.zeros(W)
+    for l in range(1, L + 1):
+        for u in range(layout[l, SIZE]):
+            z = layout[l, ZOFF] + u
+            bias = head[layout[l, OFFB] + u]
+            if bn:
+                SC[z] = head[layout[l, OFFG] + u] / math.sqrt(bn_var[z] + BN_EPS)
+                SH[z] = SC[z] * (bias - bn_mean[z]) + head[layout[l, OFFBE] + u]
+            else:
+                SH[z] = bias
+    partners = np.empty(m, np.int64)
+    lams = np.empty(m)
+    bits = 3  # hash table of a first parent's features: at most half full
+    while (1 << bits) < 2 * _max_row_nnz(indptr):
+        bits += 1
+    per = max(1, _MM // p)  # first parents per block of candidates
+    nblk = (m + per - 1) // per
+    for task in prange((nblk + _SEL_BLOCKS - 1) // _SEL_BLOCKS):
+        _select_blocks(np.int64(task), indptr, indices, data, y, parents, p, seed, epoch, a, b,
+                       w0, T, head, layout, offh, act, loss_id, R, SC, SH, bits, partners, lams)
+    return partners, lams
 
 
 @njit(cache=True, fastmath=FASTMATH)
