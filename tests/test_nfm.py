@@ -235,15 +235,15 @@ def _fd_saliency(Xd, y, params, hidden, act, bn, loss_id, h=1e-6):
 
 @pytest.mark.parametrize("hidden,act,bn", CASES)
 @pytest.mark.parametrize("loss_id", [LOGISTIC, SQUARED])
-@pytest.mark.parametrize("p,n_parents", [(6, 50), (129, 3)])
+@pytest.mark.parametrize("p,n_parents", [(6, 200), (129, 3)])
 def test_selection_keeps_the_most_salient_candidate(hidden, act, bn, loss_id, p, n_parents):
     """Alg. 2 for NFM: both the closed-form selector (NFMCore.select_partners, candidates never
     built, saliency pushed forward through the MLP) and the generic path (candidates built and
     scored by the saliency kernel) keep, for every first parent, the candidate of
     draw_candidates whose mixed row lam x + (1 - lam) r has the largest saliency, computed here
     by finite differences of the numpy model on the dense mixed row.  Rows share column 0 (and
-    often more), a parent may draw itself, and 50 parents x 6 candidates span three blocks of
-    candidates (the last one partial); p = 129 puts one parent per block."""
+    often more), a parent may draw itself, and 200 parents x 6 candidates span ten blocks of 21
+    parents in two parallel tasks (the last block partial); p = 129 puts one parent per block."""
     core, params, X, Xd, rng = make_problem(13, n=12, p=9, hidden=hidden, bn=bn, act=act)
     n = Xd.shape[0]
     y = rng.integers(0, 2, n).astype(float) if loss_id == LOGISTIC else rng.normal(size=n)

@@ -20,7 +20,7 @@ from numba import njit, prange
 from . import FASTMATH
 from .csr import batch_capacity, gather_rows, transpose_batch, transpose_buffers
 from .losses import loss_deriv, loss_value
-from .mixup import draw_one
+from .mixup import draw_ahead, draw_one, prefetch_partner_rows
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 
 _CHUNK = 256  # rows per task in prediction-style loops
@@ -377,21 +377,43 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
         st = np.zeros(1, np.uint64)
         keys = np.full(1 << bits, -1, np.int64)
         vals = np.empty(1 << bits)
-        for i in range(c * _CHUNK, min(m, (c + 1) * _CHUNK)):
+        i0 = c * _CHUNK
+        i1 = min(m, (c + 1) * _CHUNK)
+        # candidates of parents i (PR, LM), i + 1 (PR1, LM1) and i + 2 (PR2, LM2): drawn two
+        # parents ahead, their partners' nonzeros prefetched one parent ahead
+        PR = np.empty(p, np.int64)
+        LM = np.empty(p)
+        PR1 = np.empty(p, np.int64)
+        LM1 = np.empty(p)
+        PR2 = np.empty(p, np.int64)
+        LM2 = np.empty(p)
+        if p > 1:
+            draw_ahead(seed, epoch, i0, p, n, a, b, st, PR1, LM1, R, parents[i0], indptr)
+            prefetch_partner_rows(PR1, p, indptr, indices, data)
+            if i0 + 1 < i1:
+                draw_ahead(seed, epoch, i0 + 1, p, n, a, b, st, PR2, LM2, R, parents[i0 + 1],
+                           indptr)
+        for i in range(i0, i1):
             r1 = parents[i]
             a1 = indptr[r1]
             e1 = indptr[r1 + 1]
-            if p > 1:
-                _table_fill(indices, data, a1, e1, nrm, keys, vals, bits)
+            if p == 1:
+                partners[i], lams[i] = draw_one(seed, epoch, i, n, a, b, st)
+                continue
+            PR, PR1, PR2 = PR1, PR2, PR
+            LM, LM1, LM2 = LM1, LM2, LM
+            if i + 2 < i1:
+                draw_ahead(seed, epoch, i + 2, p, n, a, b, st, PR2, LM2, R, parents[i + 2],
+                           indptr)
+            if i + 1 < i1:
+                prefetch_partner_rows(PR1, p, indptr, indices, data)
+            _table_fill(indices, data, a1, e1, nrm, keys, vals, bits)
             best = -np.inf
             best_r = -1
             best_lam = 1.0
             for k in range(p):
-                r2, lam = draw_one(seed, epoch, i * p + k, n, a, b, st)
-                if p == 1:
-                    best_r = r2
-                    best_lam = lam
-                    break
+                r2 = PR[k]
+                lam = LM[k]
                 mu = 1.0 - lam
                 dot = 0.0
                 for f in range(d):
@@ -408,8 +430,7 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                     best = sal
                     best_r = r2
                     best_lam = lam
-            if p > 1:
-                _table_clear(indices, a1, e1, keys, bits)
+            _table_clear(indices, a1, e1, keys, bits)
             partners[i] = best_r
             lams[i] = best_lam
     return partners, lams

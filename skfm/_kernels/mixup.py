@@ -9,6 +9,7 @@ mixed with the same ``lam``.
 import numpy as np
 from numba import njit, prange
 
+from .prefetch import prefetch, prefetch_row
 from .rng import beta, randint, stream_key
 
 
@@ -18,6 +19,31 @@ def draw_one(seed, epoch, stream, n, a, b, st):
     r = randint(st, n)
     lam = beta(st, a, b)
     return r, max(lam, 1.0 - lam)
+
+
+@njit(cache=True, inline="always")
+def draw_ahead(seed, epoch, i, p, n, a, b, st, PR, LM, R, r1, indptr):
+    """The p candidates of first parent number i (row r1) into PR[:p], LM[:p], as draw_one, and
+    prefetch what scoring them will read first: the rows R[r1] and R[partner] of the per-row
+    statistics and the partners' indptr entries.  A selector draws the next parent's candidates
+    before scoring the current one's, so these random reads overlap."""
+    prefetch_row(R, r1)
+    for k in range(p):
+        r2, lam = draw_one(seed, epoch, i * p + k, n, a, b, st)
+        PR[k] = r2
+        LM[k] = lam
+        prefetch_row(R, r2)
+        prefetch(indptr, r2)
+
+
+@njit(cache=True, inline="always")
+def prefetch_partner_rows(PR, p, indptr, indices, data):
+    """Prefetch the first cache line of each of the p partners' indices and data."""
+    for k in range(p):
+        a2 = indptr[PR[k]]
+        if a2 < indices.shape[0]:
+            prefetch(indices, a2)
+            prefetch(data, a2)
 
 
 @njit(cache=True, parallel=True)

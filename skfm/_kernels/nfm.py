@@ -36,7 +36,7 @@ from . import FASTMATH
 from .csr import batch_capacity, transpose_batch, transpose_buffers
 from .fm import _max_row_nnz, _row_sums, _table_clear, _table_fill_pos, _table_find
 from .losses import loss_deriv, loss_value, sigmoid
-from .mixup import draw_one
+from .mixup import draw_ahead, prefetch_partner_rows
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .rng import stream_key, uniform
 
@@ -615,17 +615,39 @@ def _select_blocks(task, indptr, indices, data, y, parents, p, seed, epoch, a, b
     st = np.zeros(1, np.uint64)
     keys = np.full(1 << bits, -1, np.int64)
     pos = np.empty(1 << bits, np.int64)
+    # candidates of parents i (C0, L0), i + 1 (C1, L1) and i + 2 (C2, L2): drawn two parents
+    # ahead, their partners' nonzeros prefetched one parent ahead
+    C0 = np.empty(p, np.int64)
+    L0 = np.empty(p)
+    C1 = np.empty(p, np.int64)
+    L1 = np.empty(p)
+    C2 = np.empty(p, np.int64)
+    L2 = np.empty(p)
+    first = task * _SEL_BLOCKS * per
+    last = min(m, (task + 1) * _SEL_BLOCKS * per)
+    draw_ahead(seed, epoch, first, p, n, a, b, st, C1, L1, R, parents[first], indptr)
+    prefetch_partner_rows(C1, p, indptr, indices, data)
+    if first + 1 < last:
+        draw_ahead(seed, epoch, first + 1, p, n, a, b, st, C2, L2, R, parents[first + 1], indptr)
     for c in range(task * _SEL_BLOCKS, min(nblk, (task + 1) * _SEL_BLOCKS)):
         i0 = c * per
         i1 = min(m, i0 + per)
         mc = (i1 - i0) * p
         for i in range(i0, i1):
+            C0, C1, C2 = C1, C2, C0
+            L0, L1, L2 = L1, L2, L0
+            if i + 2 < last:
+                draw_ahead(seed, epoch, i + 2, p, n, a, b, st, C2, L2, R, parents[i + 2],
+                           indptr)
+            if i + 1 < last:
+                prefetch_partner_rows(C1, p, indptr, indices, data)
             r1 = parents[i]
             a1 = indptr[r1]
             e1 = indptr[r1 + 1]
             _table_fill_pos(indices, a1, e1, keys, pos, bits)
             for k in range(p):
-                r2, lam = draw_one(seed, epoch, i * p + k, n, a, b, st)
+                r2 = C0[k]
+                lam = L0[k]
                 mu = 1.0 - lam
                 j = (i - i0) * p + k
                 PR[j] = r2
