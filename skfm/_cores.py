@@ -12,8 +12,8 @@ estimator.  The estimator builds its core with ``_make_core()``.  Every core pro
   epoch's rows in training order as (indptr, indices, data, y, sw); ``hp`` holds the optimizer
   settings, ``loss_id``, ``alpha``, ``batch_size`` and the ``epoch`` number
 
-and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM, AFM and IFM
-plug in here with their own parameter dicts and kernels.
+and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM and AFM
+(skfm._nfm, skfm._afm) plug in here with their own parameter dicts and kernels.
 """
 import numpy as np
 
