@@ -198,6 +198,52 @@ def test_one_sgd_step_applies_the_finite_difference_gradient(loss_id):
     np.testing.assert_allclose(Hn, Hv - lr * gH, rtol=1e-7, atol=1e-9)
 
 
+def test_one_sgd_step_with_dropout_applies_the_masked_gradient():
+    """With dropout, batch row b's pooled vector is multiplied by the mask that _dropout_mask
+    draws for (seed, epoch, step, b); a step is plain SGD on the objective with those masks
+    fixed, i.e. with p replaced by p * mask_b in row b: new params = old - lr * FD gradient."""
+    d, t, n_features, B = 3, 2, 7, 6
+    X, w0, T, Hv, y, sw = random_problem(4, n_features, d, t, B, 4)
+    y = np.round(y)
+    rows = rows_of(X)
+    rate, seed, alpha, att_alpha, lr = 0.4, 5, 0.1, 0.2, 0.05
+    masks = np.empty((B, d))
+    st_ = np.zeros(1, np.uint64)
+    for b in range(B):  # epoch 0, the first batch is step 1
+        kafm._dropout_mask(masks[b], rate, seed, 0, 1, b, st_)
+    assert (masks == 0).any() and (masks > 1).any()
+
+    def obj(w0_, T_, H_):
+        o = 0.0
+        for b in range(B):
+            Hb = np.array(H_, np.float64)
+            Hb[t * d + 2 * t:] *= masks[b]
+            o += sw[b] * loss(naive_row(w0_, T_, Hb, t, *rows[b]), y[b], LOGISTIC)
+        touched = np.unique(np.concatenate([r[0] for r in rows]))
+        return (o / B + 0.5 * alpha * float(np.sum(T_[touched] ** 2))
+                + 0.5 * att_alpha * float(np.sum(split_head(H_, d, t)[0] ** 2)))
+
+    gT = np.zeros_like(T)
+    for i in range(T.size):
+        gT.flat[i] = fd(lambda M: obj(w0[0], M, Hv), T, i)
+    gH = np.array([fd(lambda v: obj(w0[0], T, v), Hv, i) for i in range(len(Hv))])
+    g0 = fd(lambda v: obj(v[0], T, Hv), w0, 0)
+    w0n, Tn, Hn = w0.copy(), T.copy(), Hv.copy()
+    core = AFMCore(attention_factor=t, dropout=rate, attention_alpha=att_alpha)
+    params = {"w0": w0n, "T": Tn, "H": Hn, "seed": np.array([seed], np.int64)}
+    state = core.init_state(params, "sgd")
+    hp = {"batch_size": B, "solver": "sgd", "lr": lr, "beta_1": 0.9, "beta_2": 0.999,
+          "epsilon": 1e-8, "loss_id": LOGISTIC, "alpha": alpha, "epoch": 0}
+    Xc = to_csr_data(X, np.float64)
+    block = (Xc.indptr, Xc.indices, Xc.data, y, sw)
+    _, steps, status = core.train_epoch(params, state, block, hp,
+                                        np.full(n_features, -1, np.int32))
+    assert (steps, status) == (1, 0)
+    np.testing.assert_allclose(w0n, w0 - lr * g0, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(Tn, T - lr * gT, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(Hn, Hv - lr * gH, rtol=1e-7, atol=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------
 # predictions, saliency, attention scores
 # ---------------------------------------------------------------------------------------------

@@ -65,13 +65,16 @@ def max_row_nnz(indptr, start, n):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C, lin, pair,
-                   poff):
+                   poff, sh, dl, want_sh, want_dl):
     """Forward pass of the rows r0 .. r1 - 1 (one chunk).  Row b = r - r0 keeps its scaled
     embeddings E_i in E[indptr[r] - indptr[r0] + i], its pairs in rows poff[b] .. poff[b + 1] of
     Pe (products e_q) and att (attention weights), its pooled vector in C[b], its linear term in
     lin[b] and its pair term p . (masks[b] * C[b]) in pair[b].  Returns Z (pairs, t), the
     pre-activations W e_q + b of all the chunk's pairs, from one matrix product with
-    ``Wc`` = W in the dtype of T."""
+    ``Wc`` = W in the dtype of T.  Also, per pair, with ``want_sh`` sh[q] = (p * masks[b]) . e_q
+    = df/da_q (for the backward pass) and with ``want_dl`` dl[q] = 2 sum_k h_k [z_qk > 0]
+    (z_qk - b_k), the tangent of the attention logit along x (for saliency), computed while e_q
+    and z_q are in cache."""
     d = T.shape[1] - 1
     a0 = indptr[r0]
     bo = t * d
@@ -93,8 +96,16 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
         poff[b] = q
         for i in range(a - a0, e - a0):
             for k in range(i + 1, e - a0):
-                for f in range(d):
-                    Pe[q, f] = E[i, f] * E[k, f]
+                if want_sh:
+                    s = 0.0
+                    for f in range(d):
+                        v = E[i, f] * E[k, f]
+                        Pe[q, f] = v
+                        s += H[po + f] * masks[b, f] * v
+                    sh[q] = s
+                else:
+                    for f in range(d):
+                        Pe[q, f] = E[i, f] * E[k, f]
                 q += 1
     nb = r1 - r0
     poff[nb] = q
@@ -110,11 +121,21 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
         mx = -np.inf
         for qq in range(q0, q1):
             s = 0.0
-            for k in range(t):
-                z = Z[qq, k] + H[bo + k]
-                Z[qq, k] = z
-                if z > 0.0:
-                    s += H[ho + k] * z
+            if want_dl:
+                ds = 0.0
+                for k in range(t):  # branch-free, so it vectorises (ReLU signs are unpredictable)
+                    zr = Z[qq, k]
+                    z = zr + H[bo + k]
+                    Z[qq, k] = z
+                    hk = H[ho + k]
+                    s += hk * max(z, 0.0)
+                    ds += hk * zr if z > 0.0 else 0.0
+                dl[qq] = 2.0 * ds
+            else:
+                for k in range(t):
+                    z = Z[qq, k] + H[bo + k]
+                    Z[qq, k] = z
+                    s += H[ho + k] * max(z, 0.0)
             att[qq] = s
             mx = max(mx, s)
         tot = 0.0
@@ -137,7 +158,8 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
 @njit(cache=True, fastmath=FASTMATH)
 def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z, att, C, poff,
                     G, sh, dE, HG, ci, GN, base):
-    """Backward pass of the chunk after _chunk_forward, for G[b] = dObj/df of row r0 + b: adds the
+    """Backward pass of the chunk after _chunk_forward (which left sh[q] = df/da_q), for G[b] =
+    dObj/df of row r0 + b: adds the
     head gradient to HG[ci] and writes the gradient rows (d/dw_j, d/dv_j) of the chunk's
     nonzeros to GN[position - base].  The attention layer's two products (d/dW and d/de) are one
     matrix product each over all the chunk's pairs."""
@@ -159,22 +181,16 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
             continue
         sbar = 0.0  # sh_q = df/da_q = (p * mask) . e_q
         for qq in range(q0, q1):
-            s = 0.0
-            for f in range(d):
-                s += H[po + f] * masks[b, f] * Pe[qq, f]
-            sh[qq] = s
-            sbar += att[qq] * s
+            sbar += att[qq] * sh[qq]
         for qq in range(q0, q1):
             gd = gg * att[qq] * (sh[qq] - sbar)  # dObj/da'_q
-            for k in range(t):
+            for k in range(t):  # branch-free: adding 0.0 where z <= 0 leaves the sums exact
                 z = Z[qq, k]
-                if z > 0.0:
-                    HG[ci, ho + k] += gd * z
-                    gz = gd * H[ho + k]
-                    HG[ci, bo + k] += gz
-                    DZ[qq, k] = gz
-                else:
-                    DZ[qq, k] = 0.0
+                hk = H[ho + k]
+                gz = gd * hk if z > 0.0 else 0.0
+                HG[ci, ho + k] += gd * max(z, 0.0)
+                HG[ci, bo + k] += gz
+                DZ[qq, k] = gz
     if P > 0:
         GW = np.dot(DZ.T, Pe[:P])  # (t, d)
         for k in range(t):
@@ -246,6 +262,7 @@ def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rat
         E, Pe, att, C = _chunk_buffers(np.int64(_RCH), mmax, d, t, T.dtype)
         dE = np.empty((E.shape[0], d))
         sh = np.empty(att.shape[0])
+        dl = np.empty(att.shape[0])
         masks = np.empty((_RCH, d))
         lin = np.empty(_RCH)
         pair = np.empty(_RCH)
@@ -258,7 +275,7 @@ def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rat
         for b in range(b0, b1):
             _dropout_mask(masks[b - b0], rate, seed, epoch, step, b, st)
         Z = _chunk_forward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E,
-                           Pe, att, C, lin, pair, poff)
+                           Pe, att, C, lin, pair, poff, sh, dl, np.bool_(True), np.bool_(False))
         for b in range(b0, b1):
             r = start + b
             f = w0[0] + lin[b - b0] + pair[b - b0]
@@ -426,18 +443,21 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
 
 # ----------------------------------------------------------------------------- inference
 @njit(cache=True, fastmath=FASTMATH)
-def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax):
+def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax, tangents):
     """Inference forward pass (no dropout) of rows r0 .. r1 - 1 in fresh buffers: returns
-    (Z, Pe, att, lin, pair, poff) as _chunk_forward leaves them."""
+    (att, lin, pair, poff, sh, dl) as _chunk_forward leaves them (sh and dl only with
+    ``tangents``)."""
     d = T.shape[1] - 1
     nb = r1 - r0
     E, Pe, att, C = _chunk_buffers(nb, mmax, d, t, T.dtype)
     lin = np.empty(nb)
     pair = np.empty(nb)
     poff = np.empty(nb + 1, np.int64)
-    Z = _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, np.ones((nb, d)), E, Pe, att,
-                       C, lin, pair, poff)
-    return Z, Pe, att, lin, pair, poff
+    sh = np.empty(att.shape[0])
+    dl = np.empty(att.shape[0])
+    _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, np.ones((nb, d)), E, Pe, att, C,
+                   lin, pair, poff, sh, dl, tangents, tangents)
+    return att, lin, pair, poff, sh, dl
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -449,48 +469,33 @@ def afm_decision(indptr, indices, data, w0, T, H, t, mmax, out):
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
-        _, _, att, lin, pair, poff = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                   mmax)
+        att, lin, pair, poff, _, _ = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
+                                                   mmax, np.bool_(False))
         for r in range(r0, r1):
             out[r] = w0[0] + lin[r - r0] + pair[r - r0]
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
-    """out[r] = d/ds L(f(s x_r), y_r) at s = 1 (SMFM Eq. 5) by forward-mode tangents."""
+    """out[r] = d/ds L(f(s x_r), y_r) at s = 1 (SMFM Eq. 5) by forward-mode tangents: the
+    attention logits' tangents dl and the pairs' p . e_q (sh) come out of the forward pass."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    bo = t * d
-    ho = bo + t
-    po = ho + t
     Wc = _attention_weights(H, t, d, T.dtype)
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
-        Z, Pe, att, lin, pair, poff = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                    mmax)
-        dl = np.empty(att.shape[0])
+        att, lin, pair, poff, sh, dl = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
+                                                     mmax, np.bool_(True))
         for r in range(r0, r1):
             b = r - r0
             f = w0[0] + lin[b] + pair[b]
             df = lin[b] + 2.0 * pair[b]  # tangent of the pair term with the attention held fixed
-            q0 = poff[b]
-            q1 = poff[b + 1]
-            if q1 > q0:
-                mean = 0.0
-                for q in range(q0, q1):
-                    s = 0.0
-                    for k in range(t):
-                        if Z[q, k] > 0.0:
-                            s += H[ho + k] * 2.0 * (Z[q, k] - H[bo + k])
-                    dl[q] = s
-                    mean += att[q] * s
-                for q in range(q0, q1):
-                    da = att[q] * (dl[q] - mean)
-                    s = 0.0
-                    for f2 in range(d):
-                        s += H[po + f2] * Pe[q, f2]
-                    df += da * s
+            mean = 0.0
+            for q in range(poff[b], poff[b + 1]):
+                mean += att[q] * dl[q]
+            for q in range(poff[b], poff[b + 1]):
+                df += att[q] * (dl[q] - mean) * sh[q]  # da_q (p . e_q)
             out[r] = loss_deriv(f, y[r], loss_id) * df
 
 
@@ -504,8 +509,8 @@ def afm_attention(indptr, indices, data, T, H, t, mmax, pptr, pairs, weights):
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
-        _, _, att, lin, pair, poff = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                   mmax)
+        att, lin, pair, poff, _, _ = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
+                                                   mmax, np.bool_(False))
         for r in range(r0, r1):
             a = indptr[r]
             e = indptr[r + 1]
