@@ -166,6 +166,31 @@ def test_batch_gradient_matches_finite_differences(seed, d, t, B, max_nnz, loss_
         np.testing.assert_allclose(gH[i], num, rtol=1e-5, atol=1e-7)
 
 
+def assert_one_sgd_step(obj, X, w0, T, Hv, y, sw, t, loss_id, alpha, att_alpha, lr, rate,
+                        seed):
+    """train_epoch over X as one batch with plain SGD moves (w0, T, H) by -lr times the central
+    finite-difference gradient of ``obj(w0, T, H)``."""
+    gT = np.zeros_like(T)
+    for i in range(T.size):
+        gT.flat[i] = fd(lambda M: obj(w0[0], M, Hv), T, i)
+    gH = np.array([fd(lambda v: obj(w0[0], T, v), Hv, i) for i in range(len(Hv))])
+    g0 = fd(lambda v: obj(v[0], T, Hv), w0, 0)
+    w0n, Tn, Hn = w0.copy(), T.copy(), Hv.copy()
+    core = AFMCore(attention_factor=t, dropout=rate, attention_alpha=att_alpha)
+    params = {"w0": w0n, "T": Tn, "H": Hn, "seed": np.array([seed], np.int64)}
+    state = core.init_state(params, "sgd")
+    hp = {"batch_size": X.shape[0], "solver": "sgd", "lr": lr, "beta_1": 0.9, "beta_2": 0.999,
+          "epsilon": 1e-8, "loss_id": loss_id, "alpha": alpha, "epoch": 0}
+    Xc = to_csr_data(X, np.float64)
+    block = (Xc.indptr, Xc.indices, Xc.data, y, sw)
+    _, steps, status = core.train_epoch(params, state, block, hp,
+                                        np.full(T.shape[0], -1, np.int32))
+    assert (steps, status) == (1, 0)
+    np.testing.assert_allclose(w0n, w0 - lr * g0, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(Tn, T - lr * gT, rtol=1e-7, atol=1e-9)  # untouched rows: grad 0
+    np.testing.assert_allclose(Hn, Hv - lr * gH, rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.parametrize("loss_id", [LOGISTIC, SQUARED])
 def test_one_sgd_step_applies_the_finite_difference_gradient(loss_id):
     """train_epoch over one batch with plain SGD: new params = old - lr * (FD gradient)."""
@@ -173,29 +198,11 @@ def test_one_sgd_step_applies_the_finite_difference_gradient(loss_id):
     X, w0, T, Hv, y, sw = random_problem(3, n_features, d, t, B, 4)
     if loss_id == LOGISTIC:
         y = np.round(y)
-    Xc = to_csr_data(X, np.float64)
     rows = rows_of(X)
     alpha, att_alpha, lr = 0.1, 0.2, 0.05
     obj = lambda w0_, T_, H_: batch_objective(w0_, T_, H_, t, rows, y, sw, loss_id, alpha,  # noqa
                                               att_alpha)
-    gT = np.zeros_like(T)
-    for i in range(T.size):
-        gT.flat[i] = fd(lambda M: obj(w0[0], M, Hv), T, i)
-    gH = np.array([fd(lambda v: obj(w0[0], T, v), Hv, i) for i in range(len(Hv))])
-    g0 = fd(lambda v: obj(v[0], T, Hv), w0, 0)
-    w0n, Tn, Hn = w0.copy(), T.copy(), Hv.copy()
-    core = AFMCore(attention_factor=t, dropout=0.0, attention_alpha=att_alpha)
-    params = {"w0": w0n, "T": Tn, "H": Hn, "seed": np.array([5], np.int64)}
-    state = core.init_state(params, "sgd")
-    hp = {"batch_size": B, "solver": "sgd", "lr": lr, "beta_1": 0.9, "beta_2": 0.999,
-          "epsilon": 1e-8, "loss_id": loss_id, "alpha": alpha, "epoch": 0}
-    block = (Xc.indptr, Xc.indices, Xc.data, y, sw)
-    _, steps, status = core.train_epoch(params, state, block, hp,
-                                        np.full(n_features, -1, np.int32))
-    assert (steps, status) == (1, 0)
-    np.testing.assert_allclose(w0n, w0 - lr * g0, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(Tn, T - lr * gT, rtol=1e-7, atol=1e-9)  # untouched rows: grad 0
-    np.testing.assert_allclose(Hn, Hv - lr * gH, rtol=1e-7, atol=1e-9)
+    assert_one_sgd_step(obj, X, w0, T, Hv, y, sw, t, loss_id, alpha, att_alpha, lr, 0.0, 5)
 
 
 def test_one_sgd_step_with_dropout_applies_the_masked_gradient():
@@ -223,25 +230,7 @@ def test_one_sgd_step_with_dropout_applies_the_masked_gradient():
         return (o / B + 0.5 * alpha * float(np.sum(T_[touched] ** 2))
                 + 0.5 * att_alpha * float(np.sum(split_head(H_, d, t)[0] ** 2)))
 
-    gT = np.zeros_like(T)
-    for i in range(T.size):
-        gT.flat[i] = fd(lambda M: obj(w0[0], M, Hv), T, i)
-    gH = np.array([fd(lambda v: obj(w0[0], T, v), Hv, i) for i in range(len(Hv))])
-    g0 = fd(lambda v: obj(v[0], T, Hv), w0, 0)
-    w0n, Tn, Hn = w0.copy(), T.copy(), Hv.copy()
-    core = AFMCore(attention_factor=t, dropout=rate, attention_alpha=att_alpha)
-    params = {"w0": w0n, "T": Tn, "H": Hn, "seed": np.array([seed], np.int64)}
-    state = core.init_state(params, "sgd")
-    hp = {"batch_size": B, "solver": "sgd", "lr": lr, "beta_1": 0.9, "beta_2": 0.999,
-          "epsilon": 1e-8, "loss_id": LOGISTIC, "alpha": alpha, "epoch": 0}
-    Xc = to_csr_data(X, np.float64)
-    block = (Xc.indptr, Xc.indices, Xc.data, y, sw)
-    _, steps, status = core.train_epoch(params, state, block, hp,
-                                        np.full(n_features, -1, np.int32))
-    assert (steps, status) == (1, 0)
-    np.testing.assert_allclose(w0n, w0 - lr * g0, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(Tn, T - lr * gT, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(Hn, Hv - lr * gH, rtol=1e-7, atol=1e-9)
+    assert_one_sgd_step(obj, X, w0, T, Hv, y, sw, t, LOGISTIC, alpha, att_alpha, lr, rate, seed)
 
 
 # ---------------------------------------------------------------------------------------------

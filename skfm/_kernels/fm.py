@@ -20,7 +20,7 @@ from numba import njit, prange
 from . import FASTMATH
 from .csr import batch_capacity, gather_rows, transpose_batch, transpose_buffers
 from .losses import loss_deriv, loss_value
-from .mixup import draw_ahead, draw_one, prefetch_partner_rows
+from .mixup import draw_one, start_ahead, step_ahead
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 
 _CHUNK = 256  # rows per task in prediction-style loops
@@ -285,21 +285,9 @@ def _slot_of(j, bits):
 
 
 @njit(cache=True, inline="always")
-def _table_fill(indices, data, a, e, nrm, keys, vals, bits):
-    """Open-addressing table of one row: feature j -> x_j ||v_j||^2 (linear probing)."""
-    mask = (1 << bits) - 1
-    for p in range(a, e):
-        j = indices[p]
-        h = _slot_of(j, bits)
-        while keys[h] >= 0:
-            h = (h + 1) & mask
-        keys[h] = j
-        vals[h] = data[p] * nrm[j]
-
-
-@njit(cache=True, inline="always")
 def _table_fill_pos(indices, a, e, keys, pos, bits):
-    """Open-addressing table of one row: feature j -> its position p in indices/data."""
+    """Open-addressing table of one row: feature j -> its position p in indices/data (linear
+    probing)."""
     mask = (1 << bits) - 1
     for p in range(a, e):
         j = indices[p]
@@ -336,21 +324,13 @@ def _table_clear(indices, a, e, keys, bits):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _table_shared_q(indices, data, a, e, keys, vals, bits):
+def _table_shared_q(indices, data, a, e, keys, pos, bits, nrm):
     """sum over the features j of row [a, e) that are in the table of x_j r_j ||v_j||^2."""
-    mask = (1 << bits) - 1
     acc = 0.0
     for p in range(a, e):
-        j = indices[p]
-        h = _slot_of(j, bits)
-        while True:
-            k = keys[h]
-            if k == j:
-                acc += vals[h] * data[p]
-                break
-            if k < 0:
-                break
-            h = (h + 1) & mask
+        h = _table_find(indices[p], keys, bits)
+        if h >= 0:
+            acc += data[pos[h]] * nrm[indices[p]] * data[p]
     return acc
 
 
@@ -376,7 +356,7 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
     for c in prange(n_chunks):
         st = np.zeros(1, np.uint64)
         keys = np.full(1 << bits, -1, np.int64)
-        vals = np.empty(1 << bits)
+        pos = np.empty(1 << bits, np.int64)
         i0 = c * _CHUNK
         i1 = min(m, (c + 1) * _CHUNK)
         # candidates of parents i (PR, LM), i + 1 (PR1, LM1) and i + 2 (PR2, LM2): drawn two
@@ -388,11 +368,8 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
         PR2 = np.empty(p, np.int64)
         LM2 = np.empty(p)
         if p > 1:
-            draw_ahead(seed, epoch, i0, p, n, a, b, st, PR1, LM1, R, parents[i0], indptr)
-            prefetch_partner_rows(PR1, p, indptr, indices, data)
-            if i0 + 1 < i1:
-                draw_ahead(seed, epoch, i0 + 1, p, n, a, b, st, PR2, LM2, R, parents[i0 + 1],
-                           indptr)
+            start_ahead(i0, i1, seed, epoch, p, n, a, b, st, PR1, LM1, PR2, LM2, R, parents,
+                        indptr, indices, data)
         for i in range(i0, i1):
             r1 = parents[i]
             a1 = indptr[r1]
@@ -402,12 +379,9 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                 continue
             PR, PR1, PR2 = PR1, PR2, PR
             LM, LM1, LM2 = LM1, LM2, LM
-            if i + 2 < i1:
-                draw_ahead(seed, epoch, i + 2, p, n, a, b, st, PR2, LM2, R, parents[i + 2],
-                           indptr)
-            if i + 1 < i1:
-                prefetch_partner_rows(PR1, p, indptr, indices, data)
-            _table_fill(indices, data, a1, e1, nrm, keys, vals, bits)
+            step_ahead(i, i1, seed, epoch, p, n, a, b, st, PR1, PR2, LM2, R, parents, indptr,
+                       indices, data)
+            _table_fill_pos(indices, a1, e1, keys, pos, bits)
             best = -np.inf
             best_r = -1
             best_lam = 1.0
@@ -418,7 +392,8 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                 dot = 0.0
                 for f in range(d):
                     dot += R[r1, f] * R[r2, f]
-                cq = _table_shared_q(indices, data, indptr[r2], indptr[r2 + 1], keys, vals, bits)
+                cq = _table_shared_q(indices, data, indptr[r2], indptr[r2 + 1], keys, pos, bits,
+                                     nrm)
                 # ||lam s1 + mu s2||^2 - q(lam x + mu r), q with the shared-feature cross term
                 pair2 = (lam * lam * (R[r1, d + 2] - R[r1, d + 1])
                          + mu * mu * (R[r2, d + 2] - R[r2, d + 1])

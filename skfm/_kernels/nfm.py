@@ -36,7 +36,7 @@ from . import FASTMATH
 from .csr import batch_capacity, transpose_batch, transpose_buffers
 from .fm import _max_row_nnz, _row_sums, _table_clear, _table_fill_pos, _table_find
 from .losses import loss_deriv, loss_value, sigmoid
-from .mixup import draw_ahead, prefetch_partner_rows
+from .mixup import start_ahead, step_ahead
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .rng import stream_key, uniform
 
@@ -625,10 +625,8 @@ def _select_blocks(task, indptr, indices, data, y, parents, p, seed, epoch, a, b
     L2 = np.empty(p)
     first = task * _SEL_BLOCKS * per
     last = min(m, (task + 1) * _SEL_BLOCKS * per)
-    draw_ahead(seed, epoch, first, p, n, a, b, st, C1, L1, R, parents[first], indptr)
-    prefetch_partner_rows(C1, p, indptr, indices, data)
-    if first + 1 < last:
-        draw_ahead(seed, epoch, first + 1, p, n, a, b, st, C2, L2, R, parents[first + 1], indptr)
+    start_ahead(first, last, seed, epoch, p, n, a, b, st, C1, L1, C2, L2, R, parents, indptr,
+                indices, data)
     for c in range(task * _SEL_BLOCKS, min(nblk, (task + 1) * _SEL_BLOCKS)):
         i0 = c * per
         i1 = min(m, i0 + per)
@@ -636,11 +634,8 @@ def _select_blocks(task, indptr, indices, data, y, parents, p, seed, epoch, a, b
         for i in range(i0, i1):
             C0, C1, C2 = C1, C2, C0
             L0, L1, L2 = L1, L2, L0
-            if i + 2 < last:
-                draw_ahead(seed, epoch, i + 2, p, n, a, b, st, C2, L2, R, parents[i + 2],
-                           indptr)
-            if i + 1 < last:
-                prefetch_partner_rows(C1, p, indptr, indices, data)
+            step_ahead(i, last, seed, epoch, p, n, a, b, st, C1, C2, L2, R, parents, indptr,
+                       indices, data)
             r1 = parents[i]
             a1 = indptr[r1]
             e1 = indptr[r1 + 1]
