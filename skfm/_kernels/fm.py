@@ -284,6 +284,15 @@ def _slot_of(j, bits):
     return ((j * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
 
 
+@njit(cache=True)
+def _table_bits(indptr):
+    """log2 of the slots of a hash table that holds any row's features at most half full."""
+    bits = 3
+    while (1 << bits) < 2 * _max_row_nnz(indptr):
+        bits += 1
+    return bits
+
+
 @njit(cache=True, inline="always")
 def _table_fill_pos(indices, a, e, keys, pos, bits):
     """Open-addressing table of one row: feature j -> its position p in indices/data (linear
@@ -349,9 +358,7 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
     d = T.shape[1] - 1
     partners = np.empty(m, np.int64)
     lams = np.empty(m)
-    bits = 3  # hash table of a first parent's features: at most half full
-    while (1 << bits) < 2 * _max_row_nnz(indptr):
-        bits += 1
+    bits = _table_bits(indptr)
     n_chunks = (m + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
         st = np.zeros(1, np.uint64)
@@ -359,17 +366,11 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
         pos = np.empty(1 << bits, np.int64)
         i0 = c * _CHUNK
         i1 = min(m, (c + 1) * _CHUNK)
-        # candidates of parents i (PR, LM), i + 1 (PR1, LM1) and i + 2 (PR2, LM2): drawn two
-        # parents ahead, their partners' nonzeros prefetched one parent ahead
-        PR = np.empty(p, np.int64)
-        LM = np.empty(p)
-        PR1 = np.empty(p, np.int64)
-        LM1 = np.empty(p)
-        PR2 = np.empty(p, np.int64)
-        LM2 = np.empty(p)
+        RP = np.empty((3, p), np.int64)  # candidates drawn ahead (mixup.start_ahead)
+        RL = np.empty((3, p))
         if p > 1:
-            start_ahead(i0, i1, seed, epoch, p, n, a, b, st, PR1, LM1, PR2, LM2, R, parents,
-                        indptr, indices, data)
+            start_ahead(i0, i1, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr, indices,
+                        data)
         for i in range(i0, i1):
             r1 = parents[i]
             a1 = indptr[r1]
@@ -377,10 +378,10 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
             if p == 1:
                 partners[i], lams[i] = draw_one(seed, epoch, i, n, a, b, st)
                 continue
-            PR, PR1, PR2 = PR1, PR2, PR
-            LM, LM1, LM2 = LM1, LM2, LM
-            step_ahead(i, i1, seed, epoch, p, n, a, b, st, PR1, PR2, LM2, R, parents, indptr,
-                       indices, data)
+            step_ahead(i, i1, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr, indices,
+                       data)
+            PR = RP[i % 3]
+            LM = RL[i % 3]
             _table_fill_pos(indices, a1, e1, keys, pos, bits)
             best = -np.inf
             best_r = -1

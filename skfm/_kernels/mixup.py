@@ -47,27 +47,29 @@ def prefetch_partner_rows(PR, p, indptr, indices, data):
 
 
 @njit(cache=True, inline="always")
-def start_ahead(first, last, seed, epoch, p, n, a, b, st, PR1, LM1, PR2, LM2, R, parents, indptr,
-                indices, data):
-    """Before the loop over first parents first .. last - 1: draw the candidates of the first
-    two into (PR1, LM1) and (PR2, LM2), prefetching as in the loop."""
-    draw_ahead(seed, epoch, first, p, n, a, b, st, PR1, LM1, R, parents[first], indptr)
-    prefetch_partner_rows(PR1, p, indptr, indices, data)
+def start_ahead(first, last, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr, indices,
+                data):
+    """Before a selector's loop over first parents first .. last - 1.  (RP, RL), each (3, p), is a
+    ring of candidates: parent i's partners and lams are in row i % 3.  Draws the candidates of
+    the first two parents, prefetching as step_ahead does."""
+    draw_ahead(seed, epoch, first, p, n, a, b, st, RP[first % 3], RL[first % 3], R,
+               parents[first], indptr)
+    prefetch_partner_rows(RP[first % 3], p, indptr, indices, data)
     if first + 1 < last:
-        draw_ahead(seed, epoch, first + 1, p, n, a, b, st, PR2, LM2, R, parents[first + 1],
-                   indptr)
+        draw_ahead(seed, epoch, first + 1, p, n, a, b, st, RP[(first + 1) % 3],
+                   RL[(first + 1) % 3], R, parents[first + 1], indptr)
 
 
 @njit(cache=True, inline="always")
-def step_ahead(i, last, seed, epoch, p, n, a, b, st, PR1, PR2, LM2, R, parents, indptr, indices,
-               data):
-    """In the loop, once the buffers are rotated so that (PR1, .) holds parent i + 1's candidates
-    and (PR2, LM2) is free: draw parent i + 2's candidates into PR2, LM2 and prefetch parent
-    i + 1's partners' nonzeros (their indptr entries were prefetched one parent earlier)."""
+def step_ahead(i, last, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr, indices, data):
+    """At parent i of the loop (its candidates are row i % 3 of the ring): draw parent i + 2's
+    candidates and prefetch parent i + 1's partners' nonzeros (their indptr entries were
+    prefetched one parent earlier)."""
     if i + 2 < last:
-        draw_ahead(seed, epoch, i + 2, p, n, a, b, st, PR2, LM2, R, parents[i + 2], indptr)
+        draw_ahead(seed, epoch, i + 2, p, n, a, b, st, RP[(i + 2) % 3], RL[(i + 2) % 3], R,
+                   parents[i + 2], indptr)
     if i + 1 < last:
-        prefetch_partner_rows(PR1, p, indptr, indices, data)
+        prefetch_partner_rows(RP[(i + 1) % 3], p, indptr, indices, data)
 
 
 @njit(cache=True, parallel=True)

@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from . import FASTMATH
 from .csr import batch_capacity, transpose_batch, transpose_buffers
-from .fm import _max_row_nnz, _row_sums, _table_clear, _table_fill_pos, _table_find
+from .fm import _row_sums, _table_bits, _table_clear, _table_fill_pos, _table_find
 from .losses import loss_deriv, loss_value, sigmoid
 from .mixup import start_ahead, step_ahead
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
@@ -615,34 +615,26 @@ def _select_blocks(task, indptr, indices, data, y, parents, p, seed, epoch, a, b
     st = np.zeros(1, np.uint64)
     keys = np.full(1 << bits, -1, np.int64)
     pos = np.empty(1 << bits, np.int64)
-    # candidates of parents i (C0, L0), i + 1 (C1, L1) and i + 2 (C2, L2): drawn two parents
-    # ahead, their partners' nonzeros prefetched one parent ahead
-    C0 = np.empty(p, np.int64)
-    L0 = np.empty(p)
-    C1 = np.empty(p, np.int64)
-    L1 = np.empty(p)
-    C2 = np.empty(p, np.int64)
-    L2 = np.empty(p)
+    RP = np.empty((3, p), np.int64)  # candidates drawn ahead (mixup.start_ahead)
+    RL = np.empty((3, p))
     first = task * _SEL_BLOCKS * per
     last = min(m, (task + 1) * _SEL_BLOCKS * per)
-    start_ahead(first, last, seed, epoch, p, n, a, b, st, C1, L1, C2, L2, R, parents, indptr,
-                indices, data)
+    start_ahead(first, last, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr, indices,
+                data)
     for c in range(task * _SEL_BLOCKS, min(nblk, (task + 1) * _SEL_BLOCKS)):
         i0 = c * per
         i1 = min(m, i0 + per)
         mc = (i1 - i0) * p
         for i in range(i0, i1):
-            C0, C1, C2 = C1, C2, C0
-            L0, L1, L2 = L1, L2, L0
-            step_ahead(i, last, seed, epoch, p, n, a, b, st, C1, C2, L2, R, parents, indptr,
+            step_ahead(i, last, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr,
                        indices, data)
             r1 = parents[i]
             a1 = indptr[r1]
             e1 = indptr[r1 + 1]
             _table_fill_pos(indices, a1, e1, keys, pos, bits)
             for k in range(p):
-                r2 = C0[k]
-                lam = L0[k]
+                r2 = RP[i % 3, k]
+                lam = RL[i % 3, k]
                 mu = 1.0 - lam
                 j = (i - i0) * p + k
                 PR[j] = r2
@@ -739,9 +731,7 @@ def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0,
                 SH[z] = bias
     partners = np.empty(m, np.int64)
     lams = np.empty(m)
-    bits = 3  # hash table of a first parent's features: at most half full
-    while (1 << bits) < 2 * _max_row_nnz(indptr):
-        bits += 1
+    bits = _table_bits(indptr)
     per = max(1, _MM // p)  # first parents per block of candidates
     nblk = (m + per - 1) // per
     for task in prange((nblk + _SEL_BLOCKS - 1) // _SEL_BLOCKS):
