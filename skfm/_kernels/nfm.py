@@ -254,8 +254,13 @@ def backward_batch(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, D
         og = layout[l, OFFG]
         obe = layout[l, OFFBE]
         for b in prange(B):
-            for i in range(n):
-                DZ[b, zl + i] = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
+            if act == RELU:  # branch-free
+                for i in range(n):
+                    g = DZ[b, zl + i] * M[b, zl + i]
+                    DZ[b, zl + i] = g if A[b, zl + i] > 0.0 else 0.0
+            else:
+                for i in range(n):
+                    DZ[b, zl + i] = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
         for i in prange(n):
             sg = 0.0
             sb = 0.0
@@ -324,6 +329,15 @@ def _fused_block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout,
         ob = layout[l, OFFB]
         Wl = head[layout[l, OFFW]:layout[l, OFFW] + n * npv].reshape((n, npv))
         out = np.dot(np.ascontiguousarray(Zb[:, zp:zp + npv]), Wl.T)
+        if act == RELU and not drop_h:  # branch-free: the sign of pre is unpredictable
+            for i in range(m):
+                for u in range(n):
+                    pre = out[i, u] + head[ob + u]
+                    v = pre if pre > 0.0 else 0.0
+                    Ab[i, zl + u] = v
+                    Mb[i, zl + u] = 1.0
+                    Zb[i, zl + u] = v
+            continue
         for i in range(m):
             if drop_h:
                 st[0] = stream_key(key, a + i, l)
@@ -362,9 +376,15 @@ def _fused_block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout,
         oW = layout[l, OFFW]
         ob = layout[l, OFFB]
         Wl = head[oW:oW + n * npv].reshape((n, npv))
-        for i in range(m):
-            for u in range(n):
-                DZ[i, zl + u] *= Mb[i, zl + u] * _act_grad(Ab[i, zl + u], act)
+        if act == RELU:  # branch-free
+            for i in range(m):
+                for u in range(n):
+                    g = DZ[i, zl + u] * Mb[i, zl + u]
+                    DZ[i, zl + u] = g if Ab[i, zl + u] > 0.0 else 0.0
+        else:
+            for i in range(m):
+                for u in range(n):
+                    DZ[i, zl + u] *= Mb[i, zl + u] * _act_grad(Ab[i, zl + u], act)
         du = np.ascontiguousarray(DZ[:, zl:zl + n])
         if train:
             for i in range(m):
@@ -575,11 +595,13 @@ def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mea
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def row_stats(indptr, indices, data, T):
-    """R (n, 2 d + 1) float64 for select_partners: per row r, R[r, :d] = s (sum_j v_j x_j),
-    R[r, d:2d] = BI and R[r, 2d] = sum_j w_j x_j, so a random partner costs one contiguous read."""
+    """R (n, 2 d + 1), of T's dtype, for select_partners: per row r, R[r, :d] = s (sum_j v_j
+    x_j), R[r, d:2d] = BI and R[r, 2d] = sum_j w_j x_j, so a random partner costs one contiguous
+    read (sums in float64, stored in T's precision: a float32 model's R is half as large, and
+    the partners' rows are the selector's cache misses)."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    R = np.empty((n, 2 * d + 1))
+    R = np.empty((n, 2 * d + 1), T.dtype)
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         s = np.empty(d)
         q = np.empty(d)
@@ -669,12 +691,21 @@ def _select_blocks(task, indptr, indices, data, y, parents, p, seed, epoch, a, b
             else:
                 dout = np.dot(np.ascontiguousarray(DZ[:mc, zp:zp + npv]), Wl.T)
                 tw = 1.0
-            for j in range(mc):
-                for u in range(nl):
-                    pre = SC[zl + u] * out[j, u] + SH[zl + u]
-                    v = _act(pre, act)
-                    Z[j, zl + u] = v
-                    DZ[j, zl + u] = _act_grad(v, act) * (tw * SC[zl + u]) * dout[j, u]
+            if act == RELU:  # branch-free: the sign of pre is unpredictable
+                for j in range(mc):
+                    for u in range(nl):
+                        pre = SC[zl + u] * out[j, u] + SH[zl + u]
+                        up = pre > 0.0
+                        Z[j, zl + u] = pre if up else 0.0
+                        tan = (tw * SC[zl + u]) * dout[j, u]
+                        DZ[j, zl + u] = tan if up else 0.0
+            else:
+                for j in range(mc):
+                    for u in range(nl):
+                        pre = SC[zl + u] * out[j, u] + SH[zl + u]
+                        v = _act(pre, act)
+                        Z[j, zl + u] = v
+                        DZ[j, zl + u] = _act_grad(v, act) * (tw * SC[zl + u]) * dout[j, u]
         for i in range(i0, i1):
             best = -np.inf
             kb = -1
