@@ -129,6 +129,9 @@ class Augmenter:
         partners = np.empty(len(parents), np.int64)
         lams = np.empty(len(parents))
         ones = np.ones(n)
+        # per-epoch state a core's saliency reuses across chunks (AFM: its pair cache)
+        prep = getattr(core, "saliency_context", None)
+        ctx = [prep(prm, X) for prm in params] if prep is not None else None
         for start in range(0, len(parents), self.chunk):
             par = parents[start:start + self.chunk]
             pr, lm = kmix.draw_candidates(start, len(par), n, self.p, seed, epoch, self.a,
@@ -139,7 +142,10 @@ class Augmenter:
             cand = CSRData(ip, ind, dat, X.n_features)
             sal = np.zeros(len(rep))
             for k, prm in enumerate(params):
-                sal += core.saliency(prm, cand, yc[:, k], loss_id)
+                if ctx is None:
+                    sal += core.saliency(prm, cand, yc[:, k], loss_id)
+                else:
+                    sal += core.saliency(prm, cand, yc[:, k], loss_id, ctx[k])
             best = np.argmax(sal.reshape(len(par), self.p), axis=1)
             partners[start:start + len(par)] = pr[np.arange(len(par)), best]
             lams[start:start + len(par)] = lm[np.arange(len(par)), best]

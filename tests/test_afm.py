@@ -251,16 +251,66 @@ def test_decision_matches_naive_forward(seed, d, t, B, max_nnz):
 @SETTINGS
 @given(seed=st.integers(0, 2**31 - 1), d=st.integers(1, 4), t=st.integers(1, 4),
        B=st.integers(1, 8), max_nnz=st.integers(2, 5), loss_id=st.sampled_from([0, 1]))
-def test_saliency_matches_finite_differences(seed, d, t, B, max_nnz, loss_id):
-    """S(x, y) = d/ds L(f(s x), y) at s = 1."""
+@pytest.mark.parametrize("cache", [None, 0, 3, 100])
+def test_saliency_matches_finite_differences(seed, d, t, B, max_nnz, loss_id, cache):
+    """S(x, y) = d/ds L(f(s x), y) at s = 1, without the pair cache of SMFM's selection and with
+    one of none, some (pairs of two cached features, of one, of none) and all of the features."""
     X, w0, T, Hv, y, sw = random_problem(seed, 8, d, t, B, max_nnz)
     core = AFMCore(attention_factor=t)
     params = {"w0": w0, "T": T, "H": Hv, "seed": np.array([0], np.int64)}
-    out = core.saliency(params, to_csr_data(X, np.float64), y, loss_id)
+    Xc = to_csr_data(X, np.float64)
+    if cache is None:
+        out = core.saliency(params, Xc, y, loss_id)
+    else:
+        core.pair_cache_features = cache
+        ctx = core.saliency_context(params, Xc)
+        assert ctx[1] == min(cache, len(np.unique(Xc.indices)))
+        out = core.saliency(params, Xc, y, loss_id, ctx)
     for b, (idx, val) in enumerate(rows_of(X)):
         num = fd(lambda s: loss(naive_row(w0[0], T, Hv, t, idx, s[0] * val), y[b], loss_id),
                  np.array([1.0]), 0)
         np.testing.assert_allclose(out[b], num, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("cache", [0, 4, 100])
+@pytest.mark.parametrize("loss_id", [0, 1])
+def test_selection_keeps_the_most_salient_candidate(cache, loss_id):
+    """Alg. 2 for AFM (the generic selector, scoring with the pair cache built once per
+    selection from the training rows): every first parent keeps the candidate of
+    draw_candidates whose mixed row lam x + (1 - lam) r has the largest saliency, computed here
+    by finite differences of the naive AFM on the dense mixed row."""
+    from skfm._kernels import mixup as kmix
+    from skfm._trainer import Augmenter
+    n, nf, d, t, p, n_parents = 14, 9, 3, 4, 6, 40
+    rng = np.random.default_rng(5 + loss_id)
+    Xd = (rng.uniform(0.3, 1.7, (n, nf)) * (rng.random((n, nf)) < 0.45))
+    Xd[:, 0] = 1.0  # a feature every row shares
+    T = rng.normal(0.0, 0.7, (nf, 1 + d))
+    Hv = rng.normal(0.0, 0.7, kafm.head_size(d, t))
+    w0 = np.array([0.2])
+    params = {"w0": w0, "T": T, "H": Hv, "seed": np.array([0], np.int64)}
+    core = AFMCore(attention_factor=t)
+    core.pair_cache_features = cache
+    y = rng.integers(0, 2, n).astype(float) if loss_id == LOGISTIC else rng.normal(size=n)
+    parents = rng.integers(0, n, n_parents).astype(np.int64)
+    seed, epoch = 99, 2
+    cand_p, cand_l = kmix.draw_candidates(0, n_parents, n, p, seed, epoch, 0.5, 0.5)
+    X = to_csr_data(sp.csr_matrix(Xd), np.float64)
+    partners, lams = Augmenter("saliency", 0.5, 0.5, 1.0, p, chunk=16).select(
+        core, [params], X, np.asfortranarray(y.reshape(-1, 1)), loss_id, parents, seed, epoch)
+    for i in range(n_parents):
+        sal = []
+        for k in range(p):
+            lam = cand_l[i, k]
+            row = lam * Xd[parents[i]] + (1 - lam) * Xd[cand_p[i, k]]
+            ym = lam * y[parents[i]] + (1 - lam) * y[cand_p[i, k]]
+            idx = np.flatnonzero(row)
+            sal.append(fd(lambda s: loss(naive_row(w0[0], T, Hv, t, idx, s[0] * row[idx]), ym,
+                                         loss_id), np.array([1.0]), 0))
+        chosen = [k for k in range(p) if cand_p[i, k] == partners[i] and cand_l[i, k] == lams[i]]
+        assert chosen, f"parent #{i}: not one of its candidates"
+        tol = 1e-6 * (1.0 + np.abs(sal).max())
+        assert max(sal[k] for k in chosen) >= max(sal) - tol, (i, chosen, sal)
 
 
 def _data(n=120, n_features=12, seed=0):

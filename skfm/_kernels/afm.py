@@ -44,9 +44,11 @@ from . import FASTMATH
 from .csr import batch_capacity, transpose_batch, transpose_buffers
 from .losses import loss_deriv, loss_value
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
+from .prefetch import prefetch_row
 from .rng import stream_key, uniform
 
 _RCH = 8  # rows per task of the training phase 1 (fixed: results must not depend on threads)
+_AHEAD = 16  # pairs between a pair-cache row's prefetch and its use
 _CHUNK = 16  # rows per task in prediction-style loops
 _STRIDE = 64  # round-robin lanes of the per-feature loop
 
@@ -61,6 +63,20 @@ def max_row_nnz(indptr, start, n):
     for r in range(start, start + n):
         m = max(m, indptr[r + 1] - indptr[r])
     return m
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _embed_row(indices, data, a, e, T, E, o):
+    """E[o + i - a] = v_j x_j for the nonzeros i in [a, e) of a row; returns sum_j w_j x_j."""
+    d = T.shape[1] - 1
+    ln = 0.0
+    for i in range(a, e):
+        j = indices[i]
+        x = data[i]
+        ln += T[j, 0] * x
+        for f in range(d):
+            E[o + i - a, f] = T[j, f + 1] * x
+    return ln
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -85,14 +101,7 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
         b = r - r0
         a = indptr[r]
         e = indptr[r + 1]
-        ln = 0.0
-        for i in range(a, e):
-            j = indices[i]
-            x = data[i]
-            ln += T[j, 0] * x
-            for f in range(d):
-                E[i - a0, f] = T[j, f + 1] * x
-        lin[b] = ln
+        lin[b] = _embed_row(indices, data, a, e, T, E, a - a0)
         poff[b] = q
         for i in range(a - a0, e - a0):
             for k in range(i + 1, e - a0):
@@ -523,3 +532,156 @@ def afm_attention(indptr, indices, data, T, H, t, mmax, pptr, pairs, weights):
                     weights[o] = att[q]
                     o += 1
                     q += 1
+
+
+# ------------------------------------------------------------- SMFM selection: pair cache
+@njit(cache=True, inline="always")
+def _tri(a, b, K):
+    """Index of the unordered pair {a, b} (a != b) of local ids < K in a packed triangle."""
+    if a > b:
+        a, b = b, a
+    return a * (2 * K - a - 1) // 2 + (b - a - 1)
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def pair_cache(top, T, H, t):
+    """The attention network's input products for every pair of the features ``top`` (K ids):
+    UC[_tri(a, b, K)] = W (v_top[a] * v_top[b]) (t values, in T's dtype, as the pair layer's
+    products) and PC[...] = p . (v_top[a] * v_top[b]).  A pair (i, k) of a row then has
+    z = x_i x_k UC + b and p . e = x_i x_k PC: the W product of its e is not needed."""
+    K = top.shape[0]
+    d = T.shape[1] - 1
+    po = t * d + 2 * t
+    Wc = _attention_weights(H, t, d, T.dtype)
+    UC = np.empty((K * (K - 1) // 2, t), T.dtype)
+    PC = np.empty(K * (K - 1) // 2)
+    for a in prange(K - 1):
+        n = K - a - 1
+        c0 = _tri(np.int64(a), np.int64(a) + 1, K)
+        Pe = np.empty((n, d), T.dtype)
+        ja = top[a]
+        for bb in range(n):
+            jb = top[a + 1 + bb]
+            s = 0.0
+            for f in range(d):
+                v = T[ja, f + 1] * T[jb, f + 1]
+                Pe[bb, f] = v
+                s += H[po + f] * v
+            PC[c0 + bb] = s
+        Z = np.dot(Pe, Wc.T)
+        for bb in range(n):
+            for k in range(t):
+                UC[c0 + bb, k] = Z[bb, k]
+    return UC, PC
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, kid, K, UC, PC,
+                        out):
+    """afm_saliency with a pair cache: UC, PC = pair_cache(top, ...) of K features, kid[j] the
+    position of feature j in ``top`` or -1.  A pair of two cached features takes its
+    pre-activations and p . e from the cache; the other pairs go through one matrix product per
+    chunk as in afm_saliency.  The same saliency up to rounding (x_i x_k (W e) instead of
+    W (x_i x_k e))."""
+    n = indptr.shape[0] - 1
+    d = T.shape[1] - 1
+    bo = t * d
+    ho = bo + t
+    po = ho + t
+    Wc = _attention_weights(H, t, d, T.dtype)
+    for ci in prange((n + _CHUNK - 1) // _CHUNK):
+        r0 = ci * _CHUNK
+        r1 = min(n, r0 + _CHUNK)
+        nb = r1 - r0
+        P = nb * (mmax * (mmax - 1) // 2)
+        E = np.empty((mmax, d), T.dtype)
+        Pe = np.empty((P, d), T.dtype)
+        CI = np.empty(P, np.int64)  # cache row of pair q, or -(1 + its row in Pe)
+        SC = np.empty(P)  # x_i x_k of a cached pair
+        sh = np.empty(P)  # p . e_q
+        att = np.empty(P)
+        dl = np.empty(P)
+        lin = np.empty(nb)
+        poff = np.empty(nb + 1, np.int64)
+        q = 0
+        nf = 0
+        for r in range(r0, r1):
+            b = r - r0
+            a = indptr[r]
+            e = indptr[r + 1]
+            lin[b] = _embed_row(indices, data, a, e, T, E, np.int64(0))
+            poff[b] = q
+            for i in range(a, e):
+                ki = kid[indices[i]]
+                for k in range(i + 1, e):
+                    kk = kid[indices[k]]
+                    if ki >= 0 and kk >= 0:
+                        c = _tri(ki, kk, K)
+                        s = data[i] * data[k]
+                        CI[q] = c
+                        SC[q] = s
+                        sh[q] = s * PC[c]
+                    else:
+                        acc = 0.0
+                        for f in range(d):
+                            v = E[i - a, f] * E[k - a, f]
+                            Pe[nf, f] = v
+                            acc += H[po + f] * v
+                        sh[q] = acc
+                        CI[q] = -(1 + nf)
+                        nf += 1
+                    q += 1
+        poff[nb] = q
+        Zf = np.dot(Pe[:nf], Wc.T) if nf > 0 else np.empty((0, t), Pe.dtype)
+        for b in range(nb):
+            q0 = poff[b]
+            q1 = poff[b + 1]
+            r = r0 + b
+            f = w0[0] + lin[b]
+            df = lin[b]
+            if q1 > q0:
+                mx = -np.inf
+                for qq in range(q0, q1):
+                    # the cache rows are random reads from a table larger than the CPU's cache:
+                    # ask for the one _AHEAD pairs on now, so the misses overlap
+                    if qq + _AHEAD < q and CI[qq + _AHEAD] >= 0:
+                        prefetch_row(UC, CI[qq + _AHEAD])
+                    s = 0.0
+                    ds = 0.0
+                    c = CI[qq]
+                    if c >= 0:
+                        sc = SC[qq]
+                        for k in range(t):  # branch-free (ReLU signs are unpredictable)
+                            zr = sc * UC[c, k]
+                            z = zr + H[bo + k]
+                            g = H[ho + k] if z > 0.0 else 0.0
+                            s += g * z
+                            ds += g * zr
+                    else:
+                        row = -1 - c
+                        for k in range(t):
+                            zr = Zf[row, k]
+                            z = zr + H[bo + k]
+                            g = H[ho + k] if z > 0.0 else 0.0
+                            s += g * z
+                            ds += g * zr
+                    att[qq] = s
+                    dl[qq] = 2.0 * ds
+                    mx = max(mx, s)
+                tot = 0.0
+                for qq in range(q0, q1):
+                    v = math.exp(att[qq] - mx)
+                    att[qq] = v
+                    tot += v
+                pair = 0.0
+                mean = 0.0
+                for qq in range(q0, q1):
+                    aq = att[qq] / tot
+                    att[qq] = aq
+                    pair += aq * sh[qq]
+                    mean += aq * dl[qq]
+                f += pair
+                df += 2.0 * pair  # tangent of the pair term with the attention held fixed
+                for qq in range(q0, q1):
+                    df += att[qq] * (dl[qq] - mean) * sh[qq]  # da_q (p . e_q)
+            out[r] = loss_deriv(f, y[r], loss_id) * df
