@@ -21,8 +21,10 @@ class AFMCore:
     name = "afm"
 
     #: features whose pairs' attention inputs SMFM's candidate selection caches (see
-    #: ``saliency_context``): K (K - 1) / 2 pairs of t + 1 values, 34 MB at K = 512, t = 64
+    #: ``saliency_context``): K (K - 1) / 2 pairs of t + 1 values, 34 MB at K = 512, t = 64 and
+    #: float32; fewer features when the cache would exceed pair_cache_bytes
     pair_cache_features = 512
+    pair_cache_bytes = 64 * 2**20
 
     def __init__(self, attention_factor=64, dropout=0.0, attention_alpha=0.0):
         self.attention_factor = int(attention_factor)
@@ -64,9 +66,13 @@ class AFMCore:
         selection): for the K = pair_cache_features most frequent features of X (ties to the
         lower id), each pair's W (v_i * v_k) and p . (v_i * v_k).  A candidate's pair of two
         cached features then costs t multiply-adds instead of a t x d product.  On Frappe
-        (K = 512) 78% of the candidates' pairs are cached."""
+        (K = 512) 78% of the candidates' pairs are cached.  Used by the trainer for
+        single-output models (a one-vs-rest classifier scores without it)."""
         cnt = np.bincount(X.indices, minlength=X.n_features)
+        per_pair = self.attention_factor * params["T"].itemsize + 8
         K = min(int(self.pair_cache_features), int(np.count_nonzero(cnt)))
+        while K > 1 and K * (K - 1) // 2 * per_pair > self.pair_cache_bytes:
+            K -= 1
         top = np.argsort(-cnt, kind="stable")[:K].astype(np.int64)
         kid = np.full(X.n_features, -1, np.int64)
         kid[top] = np.arange(K)

@@ -129,9 +129,10 @@ class Augmenter:
         partners = np.empty(len(parents), np.int64)
         lams = np.empty(len(parents))
         ones = np.ones(n)
-        # per-epoch state a core's saliency reuses across chunks (AFM: its pair cache)
+        # per-epoch state a core's saliency reuses across chunks (AFM: its pair cache); one
+        # output only, so a one-vs-rest model never holds one per class
         prep = getattr(core, "saliency_context", None)
-        ctx = [prep(prm, X) for prm in params] if prep is not None else None
+        ctx = [prep(params[0], X)] if prep is not None and len(params) == 1 else None
         for start in range(0, len(parents), self.chunk):
             par = parents[start:start + self.chunk]
             pr, lm = kmix.draw_candidates(start, len(par), n, self.p, seed, epoch, self.a,
