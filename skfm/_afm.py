@@ -74,8 +74,8 @@ class AFMCore:
         while K > 1 and K * (K - 1) // 2 * per_pair > self.pair_cache_bytes:
             K -= 1
         top = np.argsort(-cnt, kind="stable")[:K].astype(np.int64)
-        kid = np.full(X.n_features, -1, np.int64)
-        kid[top] = np.arange(K)
+        kid = np.full(X.n_features, -1, np.int32)
+        kid[top] = np.arange(K, dtype=np.int32)
         UC, PC = kafm.pair_cache(top, params["T"], params["H"], self.attention_factor)
         return kid, K, UC, PC
 
