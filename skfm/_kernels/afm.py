@@ -66,6 +66,18 @@ def max_row_nnz(indptr, start, n):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
+def _exp_shifted(att, q0, q1, mx):
+    """att[q] = exp(att[q] - mx) for q in [q0, q1) (the softmax's numerators, mx the largest
+    logit); returns their sum."""
+    tot = 0.0
+    for qq in range(q0, q1):
+        v = math.exp(att[qq] - mx)
+        att[qq] = v
+        tot += v
+    return tot
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _embed_row(indices, data, a, e, T, E, o):
     """E[o + i - a] = v_j x_j for the nonzeros i in [a, e) of a row; returns sum_j w_j x_j."""
     d = T.shape[1] - 1
@@ -147,11 +159,7 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
                     s += H[ho + k] * max(z, 0.0)
             att[qq] = s
             mx = max(mx, s)
-        tot = 0.0
-        for qq in range(q0, q1):
-            v = math.exp(att[qq] - mx)
-            att[qq] = v
-            tot += v
+        tot = _exp_shifted(att, q0, q1, mx)
         for qq in range(q0, q1):
             aq = att[qq] / tot
             att[qq] = aq
@@ -649,30 +657,20 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
                     s = 0.0
                     ds = 0.0
                     c = CI[qq]
-                    if c >= 0:
-                        sc = SC[qq]
-                        for k in range(t):  # branch-free (ReLU signs are unpredictable)
-                            zr = sc * UC[c, k]
-                            z = zr + H[bo + k]
-                            g = H[ho + k] if z > 0.0 else 0.0
-                            s += g * z
-                            ds += g * zr
-                    else:
-                        row = -1 - c
-                        for k in range(t):
-                            zr = Zf[row, k]
-                            z = zr + H[bo + k]
-                            g = H[ho + k] if z > 0.0 else 0.0
-                            s += g * z
-                            ds += g * zr
+                    if c >= 0:  # W e_q = x_i x_k UC[c] ...
+                        M, row, sc = UC, c, SC[qq]
+                    else:  # ... or this chunk's product
+                        M, row, sc = Zf, -1 - c, 1.0
+                    for k in range(t):  # branch-free (ReLU signs are unpredictable)
+                        zr = sc * M[row, k]
+                        z = zr + H[bo + k]
+                        g = H[ho + k] if z > 0.0 else 0.0
+                        s += g * z
+                        ds += g * zr
                     att[qq] = s
                     dl[qq] = 2.0 * ds
                     mx = max(mx, s)
-                tot = 0.0
-                for qq in range(q0, q1):
-                    v = math.exp(att[qq] - mx)
-                    att[qq] = v
-                    tot += v
+                tot = _exp_shifted(att, q0, q1, mx)
                 pair = 0.0
                 mean = 0.0
                 for qq in range(q0, q1):
