@@ -7,21 +7,28 @@ method: mean and standard deviation over seeds of test ROC AUC and log-loss afte
 the best test AUC over the epochs (what ``torch_ref.py`` reports as best_auc: it peeks at the test
 set, so it is shown for comparison only) and seconds per epoch.
 
-Part 2, a fairer comparison (``--tuned``): augmented methods take (1 + mix_ratio) times FM's optimizer
-steps per epoch, so a fixed epoch budget favours them.  Each method gets ``alpha`` chosen from a small
-grid and its number of epochs chosen by early stopping, both on a validation split carved from the
-training rows (never the test split); the model of the best validation epoch is then scored on the
-test split.
+Part 2, a fairer comparison (``--tuned``): augmented methods take (1 + mix_ratio) times FM's
+optimizer steps per epoch, so a fixed epoch budget is not like for like (it favours them while the
+base model underfits and penalises them once they overfit, as SMAFM does on Frappe).  Each method
+gets ``alpha`` chosen from a small grid and its number of epochs chosen by early stopping, both on
+a validation split carved from the training rows (never the test split, early stopping on the
+validation log-loss); the model of the best validation epoch is then scored on the test split.
+``--tuned`` runs every ``--models`` model; ``--epochs 0`` skips part 1.
 
-Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30] [--tuned]
+Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30 (0: skip)] [--tuned]
        [--frappe-dir ../shared/data/frappe] [--n-jobs 2] [--methods fm copy mix sm]
-       [--models fm nfm afm] [--json runs.json]
+       [--models fm nfm afm] [--set dropout=0.2 ...] [--json runs.json]
+
+``--set NAME=VALUE`` overrides an estimator parameter of the paper protocol (a setting another
+paper states, e.g. the AFM paper's pair dropout of 0.2 on Frappe); the tables name the overrides
+next to the method, so runs with and without them never average together.
 
 The per-seed runs of the paper protocol are independent: on a many-core machine they can run as
 separate processes, each writing ``--json``; ``--merge a.json b.json ...`` then prints the table
 of all of them together (mean and standard deviation over the seeds found).
 """
 import argparse
+import ast
 import json
 import os
 import sys
@@ -58,6 +65,8 @@ def label(model, method):
     """FM, CopyFM, MixFM, SMFM; NFM, CopyNFM, MixNFM, SMNFM; ..."""
     name = METHODS[method][0]
     return name if model == "fm" else name.replace("FM", MODELS[model][0])
+
+
 PAPER = dict(n_factors=64, solver="adam", learning_rate_init=1e-3, batch_size=2048, mix_ratio=1.0,
              n_candidates=10, alpha=0.0)
 
@@ -76,10 +85,12 @@ def scores(est, X, y):
     return roc_auc_score(y, p), log_loss(y, p)
 
 
-def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm", verbose=False):
+def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm", verbose=False,
+                 overrides=None):
     """Paper protocol: train ``epochs`` epochs, score the test split after each one."""
-    est = estimator_class(model)(**PAPER, **MODELS[model][1], augmentation=aug, random_state=seed,
-                                 n_jobs=n_jobs, max_iter=1, warm_start=True)
+    params = dict(PAPER, **MODELS[model][1], **(overrides or {}))
+    est = estimator_class(model)(**params, augmentation=aug, random_state=seed, n_jobs=n_jobs,
+                                 max_iter=1, warm_start=True)
     aucs, seconds = [], 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -90,19 +101,21 @@ def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm", verb
             print(f"  {model} {aug} seed {seed} epoch {len(aucs)}: test AUC {aucs[-1]:.4f}, "
                   f"{seconds / len(aucs):.3f} s/epoch", file=sys.stderr, flush=True)
     auc, ll = scores(est, Xte, yte)
-    return {"auc": auc, "logloss": ll, "best_auc": max(aucs), "best_epoch": int(np.argmax(aucs)) + 1,
+    return {"auc": auc, "logloss": ll, "best_auc": max(aucs),
+            "best_epoch": int(np.argmax(aucs)) + 1,
             "epoch_s": seconds / epochs}
 
 
-def tuned(Xtr, ytr, Xte, yte, aug, seed, alphas, max_epochs, patience, n_jobs):
+def tuned(Xtr, ytr, Xte, yte, aug, seed, alphas, max_epochs, patience, n_jobs, model="fm",
+          overrides=None):
     """alpha from a grid and epochs by early stopping, both on a validation split of the
     training rows; the restored best-epoch model of the best alpha is scored on the test split."""
     best = None
     for alpha in alphas:
-        params = dict(PAPER, alpha=alpha)
-        est = FMClassifier(**params, augmentation=aug, random_state=seed, n_jobs=n_jobs,
-                           max_iter=max_epochs, early_stopping=True, validation_fraction=0.1,
-                           n_iter_no_change=patience, tol=0.0)
+        params = dict(PAPER, **MODELS[model][1], **(overrides or {}), alpha=alpha)
+        est = estimator_class(model)(**params, augmentation=aug, random_state=seed,
+                                     n_jobs=n_jobs, max_iter=max_epochs, early_stopping=True,
+                                     validation_fraction=0.1, n_iter_no_change=patience, tol=0.0)
         t0 = time.perf_counter()
         est.fit(Xtr, ytr)
         sec = time.perf_counter() - t0
@@ -124,26 +137,48 @@ def summarize(rows, keys):
     return out
 
 
+def parse_overrides(items):
+    """["dropout=0.2", ...] -> {"dropout": 0.2, ...} (values parsed as Python literals)."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--set expects NAME=VALUE, got {item!r}")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
+def settings(overrides):
+    """'' or ' [dropout=0.2]': the overrides as the tables print them."""
+    if not overrides:
+        return ""
+    return " [" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]"
+
+
 def print_fixed(runs):
-    """The paper-protocol table: per (model, method), mean +- std over the seeds of ``runs``."""
+    """The paper-protocol table: per (model, method, overrides), mean +- std over the seeds of
+    ``runs``."""
     print(f"{'method':<8} {'test AUC':>17} {'test log-loss':>17} {'best-epoch AUC*':>17} "
           f"{'s/epoch':>8} {'seeds':>6}")
     fixed = {}
     for r in runs:
-        fixed.setdefault((r["model"], r["method"]), []).append(r)
-    models = list(dict.fromkeys(r["model"] for r in runs))
-    for (model, m), rows in fixed.items():
+        fixed.setdefault((r["model"], r["method"], settings(r.get("set"))), []).append(r)
+    groups = list(dict.fromkeys((r["model"], settings(r.get("set"))) for r in runs))
+    for (model, m, st), rows in fixed.items():
         f = summarize(rows, ["auc", "logloss", "best_auc", "epoch_s"])
-        fixed[model, m] = f
+        fixed[model, m, st] = f
         print(f"{label(model, m):<8} {f['auc'][0]:.4f} +- {f['auc'][1]:.4f} {f['logloss'][0]:8.4f}"
               f" +- {f['logloss'][1]:.4f} {f['best_auc'][0]:8.4f} +- {f['best_auc'][1]:.4f} "
-              f"{f['epoch_s'][0]:8.3f} {len(rows):>6}", flush=True)
+              f"{f['epoch_s'][0]:8.3f} {len(rows):>6}{st}", flush=True)
     print("(+- is the standard deviation over seeds; * max over epochs of the test AUC, as "
           "torch_ref.py's best_auc: selected on the test set, for comparison only)")
-    for model in models:
-        mine = {m: f for (mo, m), f in fixed.items() if mo == model}
+    for model, st in groups:
+        mine = {m: f for (mo, m, s), f in fixed.items() if mo == model and s == st}
         order = " < ".join(label(model, m) for m in sorted(mine, key=lambda k: mine[k]["auc"][0]))
-        line = f"{MODELS[model][0]}: ordering by test AUC: {order}"
+        line = f"{MODELS[model][0]}{st}: ordering by test AUC: {order}"
         if "fm" in mine and "sm" in mine:
             line += (f"; {label(model, 'sm')} - {MODELS[model][0]} = "
                      f"{mine['sm']['auc'][0] - mine['fm']['auc'][0]:+.4f}")
@@ -154,12 +189,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frappe-dir", default=DEFAULT_DIR)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=30,
+                    help="epochs of the paper protocol (0: skip it, e.g. to run only --tuned)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--models", nargs="+", default=["fm"], choices=list(MODELS),
                     help="fm, and the variants nfm (one ReLU layer of 64) and afm (attention "
                          "factor 64); the tuned part runs for fm only")
     ap.add_argument("--n-jobs", type=int, default=None)
+    ap.add_argument("--set", nargs="+", metavar="NAME=VALUE", dest="overrides",
+                    help="override estimator parameters of the paper protocol, e.g. dropout=0.2")
     ap.add_argument("--tuned", action="store_true", help="also run the tuned comparison")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
     ap.add_argument("--max-epochs", type=int, default=150)
@@ -179,50 +217,61 @@ def main(argv=None):
         print_fixed(runs)
         return
 
+    overrides = parse_overrides(args.overrides)
     Xtr, ytr, Xte, yte = load(args.frappe_dir)
     print(f"# Frappe: train {Xtr.shape[0]} rows (validation split), test {Xte.shape[0]} rows, "
-          f"{Xtr.shape[1]} features; seeds {args.seeds}; n_jobs={args.n_jobs}")
+          f"{Xtr.shape[1]} features; seeds {args.seeds}; n_jobs={args.n_jobs}"
+          f"{'; overrides' + settings(overrides) if overrides else ''}")
     for model in args.models:  # compile (or load) every kernel the timed fits use: s/epoch
         for m in args.methods:  # then leaves the one-off JIT cost out
-            est = estimator_class(model)(**dict(PAPER, n_factors=4, n_candidates=3),
-                                         **MODELS[model][1], augmentation=METHODS[m][1],
+            est = estimator_class(model)(**dict(PAPER, **MODELS[model][1], **overrides,
+                                                n_factors=4, n_candidates=3),
+                                         augmentation=METHODS[m][1],
                                          n_jobs=args.n_jobs, max_iter=1, warm_start=True)
             est.fit(Xtr[:500], ytr[:500]).predict_proba(Xte[:500])
 
-    print(f"\n## Paper protocol: Adam lr 1e-3, batch 2048, d=64, {args.epochs} epochs, "
-          "mix_ratio=1, p=10, alpha=0")
     runs = []
-    for model in args.models:
+    if args.epochs == 0:  # --tuned only
+        print("\n## Paper protocol: skipped (--epochs 0)")
+    else:
+        print(f"\n## Paper protocol: Adam lr 1e-3, batch 2048, d=64, {args.epochs} epochs, "
+              "mix_ratio=1, p=10, alpha=0")
+    for model in args.models if args.epochs else []:
         for m in args.methods:
             for s in args.seeds:
                 r = fixed_epochs(Xtr, ytr, Xte, yte, METHODS[m][1], s, args.epochs, args.n_jobs,
-                                 model, args.verbose)
+                                 model, args.verbose, overrides)
                 runs.append(dict(r, model=model, method=m, seed=s, epochs=args.epochs,
-                                 n_jobs=args.n_jobs))
+                                 n_jobs=args.n_jobs, set=overrides))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"runs": runs}, fh, indent=1)
-    print_fixed(runs)
+    if runs:
+        print_fixed(runs)
 
     if not args.tuned:
         return
     print(f"\n## Tuned: alpha in {args.alphas} and epochs (early stopping, patience "
           f"{args.patience}, up to {args.max_epochs}) chosen on 10% of the training rows")
-    print(f"{'method':<8} {'test AUC':>17} {'test log-loss':>17} {'epochs':>7} {'alphas chosen':>16}")
-    tuned_res = {}
-    for m in args.methods:
-        name, aug = METHODS[m]
-        rows = [tuned(Xtr, ytr, Xte, yte, aug, s, args.alphas, args.max_epochs, args.patience,
-                      args.n_jobs) for s in args.seeds]
-        t = summarize(rows, ["auc", "logloss", "epochs"])
-        tuned_res[m] = t
-        print(f"{name:<8} {t['auc'][0]:.4f} +- {t['auc'][1]:.4f} {t['logloss'][0]:8.4f} +- "
-              f"{t['logloss'][1]:.4f} {t['epochs'][0]:7.1f} "
-              f"{','.join(format(r['alpha'], 'g') for r in rows):>16}", flush=True)
-    if "fm" in tuned_res and "sm" in tuned_res:
-        gain = tuned_res["sm"]["auc"][0] - tuned_res["fm"]["auc"][0]
-        spread = max(tuned_res["sm"]["auc"][1], tuned_res["fm"]["auc"][1])
-        print(f"tuned SMFM - FM = {gain:+.4f} test AUC (largest seed std {spread:.4f})")
+    print(f"{'method':<8} {'test AUC':>17} {'test log-loss':>17} {'epochs':>7} "
+          f"{'alphas chosen':>16}")
+    for model in args.models:
+        tuned_res = {}
+        for m in args.methods:
+            aug = METHODS[m][1]
+            rows = [tuned(Xtr, ytr, Xte, yte, aug, s, args.alphas, args.max_epochs,
+                          args.patience, args.n_jobs, model, overrides) for s in args.seeds]
+            t = summarize(rows, ["auc", "logloss", "epochs"])
+            tuned_res[m] = t
+            print(f"{label(model, m):<8} {t['auc'][0]:.4f} +- {t['auc'][1]:.4f} "
+                  f"{t['logloss'][0]:8.4f} +- {t['logloss'][1]:.4f} {t['epochs'][0]:7.1f} "
+                  f"{','.join(format(r['alpha'], 'g') for r in rows):>16}"
+                  f"{settings(overrides)}", flush=True)
+        if "fm" in tuned_res and "sm" in tuned_res:
+            gain = tuned_res["sm"]["auc"][0] - tuned_res["fm"]["auc"][0]
+            spread = max(tuned_res["sm"]["auc"][1], tuned_res["fm"]["auc"][1])
+            print(f"tuned {label(model, 'sm')} - {MODELS[model][0]} = {gain:+.4f} test AUC "
+                  f"(largest seed std {spread:.4f})")
 
 
 if __name__ == "__main__":
