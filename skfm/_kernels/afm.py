@@ -108,6 +108,11 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
     bo = t * d
     ho = bo + t
     po = ho + t
+    # views of the head's parts (b, h, p): indexing H at a runtime offset inside a loop
+    # (H[bo + k]) keeps LLVM from vectorising it (a microbenchmark: 10x slower)
+    hb = H[bo:ho]
+    hh = H[ho:po]
+    hp = H[po:po + d]
     q = 0
     for r in range(r0, r1):
         b = r - r0
@@ -122,7 +127,7 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
                     for f in range(d):
                         v = E[i, f] * E[k, f]
                         Pe[q, f] = v
-                        s += H[po + f] * masks[b, f] * v
+                        s += hp[f] * masks[b, f] * v
                     sh[q] = s
                 else:
                     for f in range(d):
@@ -146,17 +151,17 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
                 ds = 0.0
                 for k in range(t):  # branch-free, so it vectorises (ReLU signs are unpredictable)
                     zr = Z[qq, k]
-                    z = zr + H[bo + k]
+                    z = zr + hb[k]
                     Z[qq, k] = z
-                    hk = H[ho + k]
+                    hk = hh[k]
                     s += hk * max(z, 0.0)
                     ds += hk * zr if z > 0.0 else 0.0
                 dl[qq] = 2.0 * ds
             else:
                 for k in range(t):
-                    z = Z[qq, k] + H[bo + k]
+                    z = Z[qq, k] + hb[k]
                     Z[qq, k] = z
-                    s += H[ho + k] * max(z, 0.0)
+                    s += hh[k] * max(z, 0.0)
             att[qq] = s
             mx = max(mx, s)
         tot = _exp_shifted(att, q0, q1, mx)
@@ -167,7 +172,7 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
                 C[b, f] += aq * Pe[qq, f]
         pr = 0.0
         for f in range(d):
-            pr += H[po + f] * masks[b, f] * C[b, f]
+            pr += hp[f] * masks[b, f] * C[b, f]
         pair[b] = pr
     return Z
 
@@ -186,12 +191,19 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
     bo = t * d
     ho = bo + t
     po = ho + t
+    # views of the head's parts (h, p; see _chunk_forward)
+    hh = H[ho:po]
+    hp = H[po:po + d]
     P = poff[nb]
+    gW = HG[ci, :bo]
+    gb = HG[ci, bo:ho]
+    gh = HG[ci, ho:po]
+    gp = HG[ci, po:po + d]
     DZ = np.empty((P, t), Pe.dtype)  # dObj/dz of every pair and unit
     for b in range(nb):
         gg = G[b]
         for f in range(d):
-            HG[ci, po + f] += gg * masks[b, f] * C[b, f]
+            gp[f] += gg * masks[b, f] * C[b, f]
         q0 = poff[b]
         q1 = poff[b + 1]
         if q1 == q0:
@@ -203,16 +215,17 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
             gd = gg * att[qq] * (sh[qq] - sbar)  # dObj/da'_q
             for k in range(t):  # branch-free: adding 0.0 where z <= 0 leaves the sums exact
                 z = Z[qq, k]
-                hk = H[ho + k]
+                hk = hh[k]
                 gz = gd * hk if z > 0.0 else 0.0
-                HG[ci, ho + k] += gd * max(z, 0.0)
-                HG[ci, bo + k] += gz
+                gh[k] += gd * max(z, 0.0)
+                gb[k] += gz
                 DZ[qq, k] = gz
     if P > 0:
         GW = np.dot(DZ.T, Pe[:P])  # (t, d)
         for k in range(t):
+            gWk = gW[k * d:(k + 1) * d]
             for f in range(d):
-                HG[ci, k * d + f] += GW[k, f]
+                gWk[f] += GW[k, f]
         DP = np.dot(DZ, Wc)  # (P, d): dObj/de_q through the attention network
     else:
         DP = np.empty((0, d), Pe.dtype)
@@ -228,7 +241,7 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
             for k in range(i + 1, e):
                 aq = gg * att[q]
                 for f in range(d):
-                    g = aq * H[po + f] * masks[b, f] + DP[q, f]  # dObj/de_q
+                    g = aq * hp[f] * masks[b, f] + DP[q, f]  # dObj/de_q
                     dE[i, f] += g * E[k, f]
                     dE[k, f] += g * E[i, f]
                 q += 1
@@ -560,6 +573,7 @@ def pair_cache(top, T, H, t):
     K = top.shape[0]
     d = T.shape[1] - 1
     po = t * d + 2 * t
+    hp = H[po:po + d]  # a view, as in _chunk_forward
     Wc = _attention_weights(H, t, d, T.dtype)
     UC = np.empty((K * (K - 1) // 2, t), T.dtype)
     PC = np.empty(K * (K - 1) // 2)
@@ -574,7 +588,7 @@ def pair_cache(top, T, H, t):
             for f in range(d):
                 v = T[ja, f + 1] * T[jb, f + 1]
                 Pe[bb, f] = v
-                s += H[po + f] * v
+                s += hp[f] * v
             PC[c0 + bb] = s
         Z = np.dot(Pe, Wc.T)
         for bb in range(n):
@@ -596,6 +610,11 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
     bo = t * d
     ho = bo + t
     po = ho + t
+    # views of the head's parts (b, h, p): indexing H at a runtime offset inside a loop
+    # (H[bo + k]) keeps LLVM from vectorising it (a microbenchmark: 10x slower)
+    hb = H[bo:ho]
+    hh = H[ho:po]
+    hp = H[po:po + d]
     Wc = _attention_weights(H, t, d, T.dtype)
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
         r0 = ci * _CHUNK
@@ -634,7 +653,7 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
                         for f in range(d):
                             v = E[i - a, f] * E[k - a, f]
                             Pe[nf, f] = v
-                            acc += H[po + f] * v
+                            acc += hp[f] * v
                         sh[q] = acc
                         CI[q] = -(1 + nf)
                         nf += 1
@@ -663,8 +682,8 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
                         M, row, sc = Zf, -1 - c, 1.0
                     for k in range(t):  # branch-free (ReLU signs are unpredictable)
                         zr = sc * M[row, k]
-                        z = zr + H[bo + k]
-                        g = H[ho + k] if z > 0.0 else 0.0
+                        z = zr + hb[k]
+                        g = hh[k] if z > 0.0 else 0.0
                         s += g * z
                         ds += g * zr
                     att[qq] = s
