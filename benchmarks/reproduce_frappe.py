@@ -88,7 +88,7 @@ def scores(est, X, y):
 def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm", verbose=False,
                  overrides=None):
     """Paper protocol: train ``epochs`` epochs, score the test split after each one."""
-    params = dict(PAPER, **MODELS[model][1], **(overrides or {}))
+    params = {**PAPER, **MODELS[model][1], **(overrides or {})}  # later ones win
     est = estimator_class(model)(**params, augmentation=aug, random_state=seed, n_jobs=n_jobs,
                                  max_iter=1, warm_start=True)
     aucs, seconds = [], 0.0
@@ -112,7 +112,7 @@ def tuned(Xtr, ytr, Xte, yte, aug, seed, alphas, max_epochs, patience, n_jobs, m
     training rows; the restored best-epoch model of the best alpha is scored on the test split."""
     best = None
     for alpha in alphas:
-        params = dict(PAPER, **MODELS[model][1], **(overrides or {}), alpha=alpha)
+        params = {**PAPER, **MODELS[model][1], **(overrides or {}), "alpha": alpha}
         est = estimator_class(model)(**params, augmentation=aug, random_state=seed,
                                      n_jobs=n_jobs, max_iter=max_epochs, early_stopping=True,
                                      validation_fraction=0.1, n_iter_no_change=patience, tol=0.0)
@@ -224,8 +224,8 @@ def main(argv=None):
           f"{'; overrides' + settings(overrides) if overrides else ''}")
     for model in args.models:  # compile (or load) every kernel the timed fits use: s/epoch
         for m in args.methods:  # then leaves the one-off JIT cost out
-            est = estimator_class(model)(**dict(PAPER, **MODELS[model][1], **overrides,
-                                                n_factors=4, n_candidates=3),
+            est = estimator_class(model)(**{**PAPER, **MODELS[model][1], **overrides,
+                                            "n_factors": 4, "n_candidates": 3},
                                          augmentation=METHODS[m][1],
                                          n_jobs=args.n_jobs, max_iter=1, warm_start=True)
             est.fit(Xtr[:500], ytr[:500]).predict_proba(Xte[:500])
