@@ -57,6 +57,15 @@ def head_size(d, t):
     return t * d + 2 * t + d
 
 
+@njit(cache=True, inline="always")
+def _head_parts(H, t, d):
+    """Views (b, h, p) of the head vector H (or of a gradient row laid out like it: W, b, h, p).
+    Loops index these views, never H at a runtime offset: H[t * d + k] inside a loop keeps LLVM
+    from vectorising it (a microbenchmark of the pair loop: 10x slower)."""
+    bo = t * d
+    return H[bo:bo + t], H[bo + t:bo + 2 * t], H[bo + 2 * t:bo + 2 * t + d]
+
+
 @njit(cache=True)
 def max_row_nnz(indptr, start, n):
     m = 0
@@ -105,14 +114,7 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
     and z_q are in cache."""
     d = T.shape[1] - 1
     a0 = indptr[r0]
-    bo = t * d
-    ho = bo + t
-    po = ho + t
-    # views of the head's parts (b, h, p): indexing H at a runtime offset inside a loop
-    # (H[bo + k]) keeps LLVM from vectorising it (a microbenchmark: 10x slower)
-    hb = H[bo:ho]
-    hh = H[ho:po]
-    hp = H[po:po + d]
+    hb, hh, hp = _head_parts(H, t, d)
     q = 0
     for r in range(r0, r1):
         b = r - r0
@@ -188,17 +190,10 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
     d = T.shape[1] - 1
     a0 = indptr[r0]
     nb = r1 - r0
-    bo = t * d
-    ho = bo + t
-    po = ho + t
-    # views of the head's parts (h, p; see _chunk_forward)
-    hh = H[ho:po]
-    hp = H[po:po + d]
+    _, hh, hp = _head_parts(H, t, d)
     P = poff[nb]
-    gW = HG[ci, :bo]
-    gb = HG[ci, bo:ho]
-    gh = HG[ci, ho:po]
-    gp = HG[ci, po:po + d]
+    gW = HG[ci, :t * d]
+    gb, gh, gp = _head_parts(HG[ci], t, d)
     DZ = np.empty((P, t), Pe.dtype)  # dObj/dz of every pair and unit
     for b in range(nb):
         gg = G[b]
@@ -572,8 +567,7 @@ def pair_cache(top, T, H, t):
     z = x_i x_k UC + b and p . e = x_i x_k PC: the W product of its e is not needed."""
     K = top.shape[0]
     d = T.shape[1] - 1
-    po = t * d + 2 * t
-    hp = H[po:po + d]  # a view, as in _chunk_forward
+    hp = _head_parts(H, t, d)[2]
     Wc = _attention_weights(H, t, d, T.dtype)
     UC = np.empty((K * (K - 1) // 2, t), T.dtype)
     PC = np.empty(K * (K - 1) // 2)
@@ -607,14 +601,7 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
     W (x_i x_k e))."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    bo = t * d
-    ho = bo + t
-    po = ho + t
-    # views of the head's parts (b, h, p): indexing H at a runtime offset inside a loop
-    # (H[bo + k]) keeps LLVM from vectorising it (a microbenchmark: 10x slower)
-    hb = H[bo:ho]
-    hh = H[ho:po]
-    hp = H[po:po + d]
+    hb, hh, hp = _head_parts(H, t, d)
     Wc = _attention_weights(H, t, d, T.dtype)
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
         r0 = ci * _CHUNK
