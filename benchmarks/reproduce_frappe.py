@@ -194,10 +194,11 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--models", nargs="+", default=["fm"], choices=list(MODELS),
                     help="fm, and the variants nfm (one ReLU layer of 64) and afm (attention "
-                         "factor 64); the tuned part runs for fm only")
+                         "factor 64); --tuned runs each of them too")
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--set", nargs="+", metavar="NAME=VALUE", dest="overrides",
-                    help="override estimator parameters of the paper protocol, e.g. dropout=0.2")
+                    help="override estimator parameters (paper protocol and --tuned), "
+                         "e.g. dropout=0.2")
     ap.add_argument("--tuned", action="store_true", help="also run the tuned comparison")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
     ap.add_argument("--max-epochs", type=int, default=150)
