@@ -18,7 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
-from ._trainer import Augmenter, CSRData, numba_threads, run_epoch
+from ._trainer import Augmenter, CSRData, numba_threads, readonly, run_epoch
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -34,8 +34,8 @@ def to_csr_data(X, dtype):
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     if X.shape[1] > np.iinfo(np.int32).max:
         raise ValueError(f"X has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
-    indices = X.indices.astype(np.int32, copy=False)
-    indptr = X.indptr.astype(np.int64)
+    indices = readonly(X.indices.astype(np.int32, copy=False))
+    indptr = readonly(X.indptr.astype(np.int64))
     if not kcsr.is_canonical(indptr, indices):
         X = X.copy()
         X.sum_duplicates()
@@ -240,7 +240,7 @@ class BaseFactorizationMachine(BaseEstimator):
         core = self._make_core()
         if first_call:
             self._params = [core.init_params(self.n_features_in_, self.n_factors,
-                                                   self._dtype, rng, self.init_std)
+                                             self._dtype, rng, self.init_std)
                             for _ in range(Y.shape[1])]
             self._states_solver = None
             self.n_iter_ = 0
@@ -279,6 +279,7 @@ class BaseFactorizationMachine(BaseEstimator):
             self.best_validation_score_ = None
 
         hp = self._hyper(Xc.n_rows)
+        Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see _trainer.readonly)
         augmenter = self._augmenter()
         slot = np.full(self.n_features_in_, -1, np.int32)
         stopped = False

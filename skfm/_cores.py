@@ -13,12 +13,16 @@ estimator.  The estimator builds its core with ``_make_core()``.  Every core pro
   settings, ``loss_id``, ``alpha``, ``batch_size`` and the ``epoch`` number
 
 and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM and AFM
-(skfm._nfm, skfm._afm) plug in here with their own parameter dicts and kernels.
+(skfm._nfm, skfm._afm) plug in here with their own parameter dicts and kernels.  Every method
+but ``train_epoch`` passes the parameters and targets to its kernels as read-only views
+(``skfm._trainer.readonly``: one compiled version whether or not the caller's arrays are
+writeable).
 """
 import numpy as np
 
 from ._kernels import fm as kfm
 from ._kernels.optim import ADAGRAD, ADAM, SGD
+from ._trainer import readonly, readonly_params
 
 SOLVERS = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
 
@@ -43,14 +47,17 @@ class FMCore:
 
     @staticmethod
     def decision(params, X):
+        params = readonly_params(params)
         out = np.empty(X.n_rows)
         kfm.fm_decision(X.indptr, X.indices, X.data, params["w0"], params["T"], out)
         return out
 
     @staticmethod
     def saliency(params, X, y, loss_id):
+        params = readonly_params(params)
         out = np.empty(X.n_rows)
-        kfm.fm_saliency(X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64),
+        kfm.fm_saliency(X.indptr, X.indices, X.data,
+                        readonly(np.ascontiguousarray(y, dtype=np.float64)),
                         params["w0"], params["T"], loss_id, out)
         return out
 
@@ -65,8 +72,10 @@ class FMCore:
 
     @staticmethod
     def select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id):
+        params = readonly_params(params)
         R = kfm.fm_row_stats(X.indptr, X.indices, X.data, params["T"])
         nrm = kfm.factor_sq_norms(params["T"])
         return kfm.fm_select_partners(
-            X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64), parents, p,
+            X.indptr, X.indices, X.data, readonly(np.ascontiguousarray(y, dtype=np.float64)),
+            parents, p,
             seed, epoch, a, b, params["w0"], params["T"], loss_id, R, nrm)

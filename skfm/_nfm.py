@@ -7,6 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
 from ._cores import SOLVERS, FMCore
 from ._kernels import nfm as knfm
+from ._trainer import readonly, readonly_params
 
 __all__ = ["NFMClassifier", "NFMRegressor"]
 
@@ -94,11 +95,13 @@ class NFMCore:
         return lay, offh, bn
 
     def _predict(self, params, X, y, loss_id, saliency):
+        params = readonly_params(params)  # see skfm._cores
         lay, offh, bn = self._static(params)
         out = np.empty(X.n_rows)
         if X.n_rows == 0:
             return out
-        y = np.zeros(X.n_rows) if y is None else np.ascontiguousarray(y, dtype=np.float64)
+        y = readonly(np.zeros(X.n_rows) if y is None
+                     else np.ascontiguousarray(y, dtype=np.float64))
         knfm.predict_rows(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
                           params["head"], lay, offh, bn, params["bn_mean"], params["bn_var"],
                           self.act, loss_id, saliency, out)
@@ -113,10 +116,11 @@ class NFMCore:
     def select_partners(self, params, X, y, parents, p, seed, epoch, a, b, loss_id):
         """Closed-form SMFM candidate selection (see knfm.select_partners): the same choice as
         scoring the materialised candidates with ``saliency``, without building them."""
+        params = readonly_params(params)
         lay, offh, bn = self._static(params)
         R = knfm.row_stats(X.indptr, X.indices, X.data, params["T"])
         return knfm.select_partners(
-            X.indptr, X.indices, X.data, np.ascontiguousarray(y, dtype=np.float64),
+            X.indptr, X.indices, X.data, readonly(np.ascontiguousarray(y, dtype=np.float64)),
             np.ascontiguousarray(parents, dtype=np.int64), int(p), seed, epoch, float(a),
             float(b), params["w0"], params["T"], params["head"], lay, offh, bn,
             params["bn_mean"], params["bn_var"], self.act, loss_id, R)

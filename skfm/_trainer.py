@@ -15,6 +15,24 @@ from ._kernels import mixup as kmix
 _EMPTY_CACHE = {}
 
 
+def readonly(a):
+    """A read-only view of ``a`` (no copy).
+
+    Numba compiles one machine-code version of a kernel per argument type, and a read-only array
+    is a different type from a writeable one.  Data the kernels only read (the input matrix,
+    targets and weights, and the parameters at inference) always reach them as read-only views,
+    so a read-only caller array (a memory-mapped model or input, as scikit-learn's checks and
+    joblib produce) uses the kernels compiled for everything else instead of compiling its own."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+def readonly_params(params):
+    """The parameter dict with every array as a read-only view (inference kernels)."""
+    return {k: readonly(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
+
+
 def n_threads(n_jobs):
     """Threads of the Numba core for an ``n_jobs`` value (joblib's convention; None = all)."""
     n_max = numba.config.NUMBA_NUM_THREADS
@@ -47,9 +65,9 @@ class CSRData:
     __slots__ = ("indptr", "indices", "data", "n_features")
 
     def __init__(self, indptr, indices, data, n_features):
-        self.indptr = indptr
-        self.indices = indices
-        self.data = data
+        self.indptr = readonly(indptr)  # see readonly(): the kernels only read these
+        self.indices = readonly(indices)
+        self.data = readonly(data)
         self.n_features = n_features
 
     @property
@@ -128,7 +146,7 @@ class Augmenter:
                         loss_id)
         partners = np.empty(len(parents), np.int64)
         lams = np.empty(len(parents))
-        ones = np.ones(n)
+        ones = readonly(np.ones(n))  # as the sample weights mix_rows gets in epoch_rows
         # per-epoch state a core's saliency reuses across chunks (AFM: its pair cache); one
         # output only, so a one-vs-rest model never holds one per class
         prep = getattr(core, "saliency_context", None)
