@@ -130,7 +130,8 @@ class NFMCore:
         as one batch, without dropout (for tests)."""
         lay, offh, bn = self._static(params)
         slot = np.full(X.n_features, -1, np.int32)
-        return knfm.batch_gradient(X.indptr, X.indices, X.data,
+        # writeable copies of X, as training passes its gathered rows: the same compiled kernels
+        return knfm.batch_gradient(np.array(X.indptr), np.array(X.indices), np.array(X.data),
                                    np.ascontiguousarray(y, dtype=np.float64),
                                    np.ascontiguousarray(sw, dtype=np.float64), params["w0"],
                                    params["T"], params["head"], lay, offh, bn,

@@ -143,7 +143,9 @@ def test_batch_gradient_matches_finite_differences(seed, d, t, B, max_nnz, loss_
     Xc = to_csr_data(X, np.float64)
     rows = rows_of(X)
     slot = np.full(n_features, -1, np.int32)
-    obj, g0, uniq, GT, gH = kafm.batch_gradient(Xc.indptr, Xc.indices, Xc.data, y, sw, w0, T, Hv,
+    # writeable arrays, as training passes its gathered minibatch rows (the same compiled code)
+    ip, ind, dat = np.array(Xc.indptr), np.array(Xc.indices), np.array(Xc.data)
+    obj, g0, uniq, GT, gH = kafm.batch_gradient(ip, ind, dat, y, sw, w0, T, Hv,
                                                 t, loss_id, alpha, att_alpha, slot)
     assert (slot == -1).all()
     ref = batch_objective(w0, T, Hv, t, rows, y, sw, loss_id, alpha, att_alpha)

@@ -23,6 +23,7 @@ from skfm import FMClassifier, FMRegressor
 from skfm._base import to_csr_data
 from skfm._cores import FMCore
 from skfm._kernels import fm as kfm
+from skfm._trainer import readonly
 
 LOGISTIC, SQUARED = 0, 1
 H = 1e-5  # central finite-difference step (float64)
@@ -205,7 +206,8 @@ def test_batch_gradient_matches_finite_differences(pb):
     float32: rtol 1e-3, atol 2e-4 (objective: rtol 1e-4, atol 1e-5)."""
     dtype = pb["dtype"]
     ip0, ind0, dat0 = to_csr_arrays(pb["rows0"], dtype)
-    src0 = (ip0, ind0, dat0, pb["y0"], pb["sw0"])
+    # read-only views, as the trainer passes the training rows (one compiled gather_rows)
+    src0 = tuple(map(readonly, (ip0, ind0, dat0, pb["y0"], pb["sw0"])))
     if pb["rows1"]:
         ip1, ind1, dat1 = to_csr_arrays(pb["rows1"], dtype)
         src1 = (ip1, ind1, dat1, pb["y1"], pb["sw1"])
@@ -253,7 +255,7 @@ def test_batch_gradient_logistic_is_stable_for_large_outputs(w0, y):
     (no overflow, no catastrophic cancellation) for |f| up to 800.  rtol 1e-12."""
     ip, ind, dat = to_csr_arrays([{0: 1.0}], np.float64)
     T = np.zeros((2, 3))
-    src0 = (ip, ind, dat, np.array([y]), np.array([1.0]))
+    src0 = tuple(map(readonly, (ip, ind, dat, np.array([y]), np.array([1.0]))))
     obj, g0, uniq, GT = kfm.batch_gradient(src0, empty_src(np.float64), np.array([0], np.int64),
                                            0, 1, np.array([w0]), T, LOGISTIC, 0.0,
                                            np.full(2, -1, np.int32))

@@ -20,7 +20,7 @@ from skfm._base import to_csr_data
 from skfm._cores import FMCore
 from skfm._kernels import mixup as kmix
 from skfm._kernels.rng import beta_samples
-from skfm._trainer import Augmenter, first_parents
+from skfm._trainer import Augmenter, first_parents, readonly
 
 LOGISTIC, SQUARED = 0, 1
 P_MIN = 1e-3
@@ -167,8 +167,9 @@ def test_mix_rows_matches_dense_mix(problem):
     X = sp.csr_matrix(dense)
     X.sort_indices()
     csr = to_csr_data(X, dense.dtype)
-    ip, ind, dat, Ym, swm = kmix.mix_rows(csr.indptr, csr.indices, csr.data, Y, sw, parents,
-                                          partners, lams)
+    # read-only targets and weights, as the trainer passes them (the same compiled code)
+    ip, ind, dat, Ym, swm = kmix.mix_rows(csr.indptr, csr.indices, csr.data, readonly(Y),
+                                          readonly(sw), parents, partners, lams)
     ip, ind, dat, Ym, swm = map(np.asarray, (ip, ind, dat, Ym, swm))
     m = len(parents)
     assert ip.shape == (m + 1,) and ip[0] == 0 and np.all(np.diff(ip) >= 0)
