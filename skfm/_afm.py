@@ -8,7 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
 from ._cores import SOLVERS, FMCore
 from ._kernels import afm as kafm
-from ._trainer import numba_threads, readonly, readonly_params
+from ._trainer import numba_threads, readonly
 
 __all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
 
@@ -56,7 +56,6 @@ class AFMCore:
         return int(np.diff(X.indptr).max()) if X.n_rows else 0
 
     def decision(self, params, X):
-        params = readonly_params(params)  # see skfm._cores
         out = np.empty(X.n_rows)
         kafm.afm_decision(X.indptr, X.indices, X.data, params["w0"], params["T"], params["H"],
                           self.attention_factor, self._mmax(X), out)
@@ -69,7 +68,6 @@ class AFMCore:
         cached features then costs t multiply-adds instead of a t x d product.  On Frappe
         (K = 512) 78% of the candidates' pairs are cached.  Used by the trainer for
         single-output models (a one-vs-rest classifier scores without it)."""
-        params = readonly_params(params)
         cnt = np.bincount(X.indices, minlength=X.n_features)
         per_pair = self.attention_factor * params["T"].itemsize + 8
         K = min(int(self.pair_cache_features), int(np.count_nonzero(cnt)))
@@ -84,7 +82,6 @@ class AFMCore:
     def saliency(self, params, X, y, loss_id, context=None):
         """Saliency of every row of X; ``context`` (saliency_context) makes it use the pair
         cache, which changes the result by rounding only."""
-        params = readonly_params(params)
         out = np.empty(X.n_rows)
         y = readonly(np.ascontiguousarray(y, dtype=np.float64))
         if context is None:
@@ -99,7 +96,6 @@ class AFMCore:
 
     def attention(self, params, X):
         """(pair_indptr, pairs, weights): see ``attention_scores`` of the estimators."""
-        params = readonly_params(params)
         m = np.diff(X.indptr)
         pptr = np.zeros(X.n_rows + 1, np.int64)
         np.cumsum(m * (m - 1) // 2, out=pptr[1:])

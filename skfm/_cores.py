@@ -13,16 +13,15 @@ estimator.  The estimator builds its core with ``_make_core()``.  Every core pro
   settings, ``loss_id``, ``alpha``, ``batch_size`` and the ``epoch`` number
 
 and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM and AFM
-(skfm._nfm, skfm._afm) plug in here with their own parameter dicts and kernels.  Every method
-but ``train_epoch`` passes the parameters and targets to its kernels as read-only views
-(``skfm._trainer.readonly``: one compiled version whether or not the caller's arrays are
-writeable).
+(skfm._nfm, skfm._afm) plug in here with their own parameter dicts and kernels.  Kernels get the
+rows (``CSRData``, the training ``block``) and targets as read-only views and the parameters as
+they are (see ``skfm._trainer.readonly``).
 """
 import numpy as np
 
 from ._kernels import fm as kfm
 from ._kernels.optim import ADAGRAD, ADAM, SGD
-from ._trainer import readonly, readonly_params
+from ._trainer import readonly
 
 SOLVERS = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
 
@@ -47,14 +46,12 @@ class FMCore:
 
     @staticmethod
     def decision(params, X):
-        params = readonly_params(params)
         out = np.empty(X.n_rows)
         kfm.fm_decision(X.indptr, X.indices, X.data, params["w0"], params["T"], out)
         return out
 
     @staticmethod
     def saliency(params, X, y, loss_id):
-        params = readonly_params(params)
         out = np.empty(X.n_rows)
         kfm.fm_saliency(X.indptr, X.indices, X.data,
                         readonly(np.ascontiguousarray(y, dtype=np.float64)),
@@ -72,7 +69,6 @@ class FMCore:
 
     @staticmethod
     def select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id):
-        params = readonly_params(params)
         R = kfm.fm_row_stats(X.indptr, X.indices, X.data, params["T"])
         nrm = kfm.factor_sq_norms(params["T"])
         return kfm.fm_select_partners(

@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
 from ._cores import SOLVERS, FMCore
 from ._kernels import nfm as knfm
-from ._trainer import readonly, readonly_params
+from ._trainer import readonly
 
 __all__ = ["NFMClassifier", "NFMRegressor"]
 
@@ -95,7 +95,6 @@ class NFMCore:
         return lay, offh, bn
 
     def _predict(self, params, X, y, loss_id, saliency):
-        params = readonly_params(params)  # see skfm._cores
         lay, offh, bn = self._static(params)
         out = np.empty(X.n_rows)
         if X.n_rows == 0:
@@ -116,7 +115,6 @@ class NFMCore:
     def select_partners(self, params, X, y, parents, p, seed, epoch, a, b, loss_id):
         """Closed-form SMFM candidate selection (see knfm.select_partners): the same choice as
         scoring the materialised candidates with ``saliency``, without building them."""
-        params = readonly_params(params)
         lay, offh, bn = self._static(params)
         R = knfm.row_stats(X.indptr, X.indices, X.data, params["T"])
         return knfm.select_partners(
@@ -130,10 +128,11 @@ class NFMCore:
         as one batch, without dropout (for tests)."""
         lay, offh, bn = self._static(params)
         slot = np.full(X.n_features, -1, np.int32)
-        # writeable copies of X, as training passes its gathered rows: the same compiled kernels
-        return knfm.batch_gradient(np.array(X.indptr), np.array(X.indices), np.array(X.data),
-                                   np.ascontiguousarray(y, dtype=np.float64),
-                                   np.ascontiguousarray(sw, dtype=np.float64), params["w0"],
+        # read-only rows, as training passes its gathered rows: the same compiled kernels
+        return knfm.batch_gradient(X.indptr, X.indices, X.data,
+                                   readonly(np.ascontiguousarray(y, dtype=np.float64)),
+                                   readonly(np.ascontiguousarray(sw, dtype=np.float64)),
+                                   params["w0"],
                                    params["T"], params["head"], lay, offh, bn,
                                    params["bn_mean"], params["bn_var"], train, self.act, loss_id,
                                    alpha, slot)

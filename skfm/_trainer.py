@@ -19,18 +19,16 @@ def readonly(a):
     """A read-only view of ``a`` (no copy).
 
     Numba compiles one machine-code version of a kernel per argument type, and a read-only array
-    is a different type from a writeable one.  Data the kernels only read (the input matrix,
-    targets and weights, and the parameters at inference) always reach them as read-only views,
-    so a read-only caller array (a memory-mapped model or input, as scikit-learn's checks and
-    joblib produce) uses the kernels compiled for everything else instead of compiling its own."""
+    is a different type from a writeable one.  The rows, targets and sample weights always reach
+    the kernels as read-only views (the input matrix in CSRData, the epoch's gathered rows,
+    mixed rows), so a read-only input (a memory-mapped array, as scikit-learn's checks and
+    joblib produce) uses the kernels compiled for everything else instead of compiling its own,
+    and the forward code that training and prediction share compiles once.  Parameters are
+    passed as they are: training writes them, and prediction shares training's compiled code
+    (a memory-mapped, read-only model compiles its own version of the prediction kernels)."""
     v = a.view()
     v.flags.writeable = False
     return v
-
-
-def readonly_params(params):
-    """The parameter dict with every array as a read-only view (inference kernels)."""
-    return {k: readonly(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
 
 
 def n_threads(n_jobs):
@@ -192,7 +190,8 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
     for k in range(n_out):
         s0 = (X.indptr, X.indices, X.data, Y[:, k], sw)
         s1 = (src1[0], src1[1], src1[2], src1[3][:, k], src1[4])
-        block = kcsr.gather_rows(s0, s1, order)  # this output's rows in training order
+        # this output's rows in training order, read-only (see readonly)
+        block = tuple(readonly(a) for a in kcsr.gather_rows(s0, s1, order))
         loss, steps, status = core.train_epoch(params[k], states[k], block, hp, slot)
         total += loss
         if status:

@@ -25,6 +25,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skfm._afm import AFMClassifier, AFMCore, AFMRegressor
 from skfm._base import to_csr_data
 from skfm._kernels import afm as kafm
+from skfm._trainer import readonly
 
 LOGISTIC, SQUARED = 0, 1
 H_FD = 1e-6
@@ -143,10 +144,10 @@ def test_batch_gradient_matches_finite_differences(seed, d, t, B, max_nnz, loss_
     Xc = to_csr_data(X, np.float64)
     rows = rows_of(X)
     slot = np.full(n_features, -1, np.int32)
-    # writeable arrays, as training passes its gathered minibatch rows (the same compiled code)
-    ip, ind, dat = np.array(Xc.indptr), np.array(Xc.indices), np.array(Xc.data)
-    obj, g0, uniq, GT, gH = kafm.batch_gradient(ip, ind, dat, y, sw, w0, T, Hv,
-                                                t, loss_id, alpha, att_alpha, slot)
+    # read-only rows, as training passes its gathered rows (the same compiled code)
+    obj, g0, uniq, GT, gH = kafm.batch_gradient(Xc.indptr, Xc.indices, Xc.data, readonly(y),
+                                                readonly(sw), w0, T, Hv, t, loss_id, alpha,
+                                                att_alpha, slot)
     assert (slot == -1).all()
     ref = batch_objective(w0, T, Hv, t, rows, y, sw, loss_id, alpha, att_alpha)
     np.testing.assert_allclose(obj, ref, rtol=1e-10, atol=1e-12)
@@ -184,7 +185,7 @@ def assert_one_sgd_step(obj, X, w0, T, Hv, y, sw, t, loss_id, alpha, att_alpha, 
     hp = {"batch_size": X.shape[0], "solver": "sgd", "lr": lr, "beta_1": 0.9, "beta_2": 0.999,
           "epsilon": 1e-8, "loss_id": loss_id, "alpha": alpha, "epoch": 0}
     Xc = to_csr_data(X, np.float64)
-    block = (Xc.indptr, Xc.indices, Xc.data, y, sw)
+    block = (Xc.indptr, Xc.indices, Xc.data, readonly(y), readonly(sw))  # as training's
     _, steps, status = core.train_epoch(params, state, block, hp,
                                         np.full(T.shape[0], -1, np.int32))
     assert (steps, status) == (1, 0)

@@ -11,7 +11,7 @@ from skfm._cores import FMCore
 from skfm._kernels import mixup as kmix
 from skfm._kernels.losses import LOGISTIC, SQUARED
 from skfm._nfm import NFMClassifier, NFMCore, NFMRegressor
-from skfm._trainer import Augmenter
+from skfm._trainer import Augmenter, readonly
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -184,7 +184,7 @@ def test_gradient_and_sgd_step_over_several_row_blocks(hidden, act):
     state = core.init_state(params, "sgd")
     hp = {"batch_size": n, "solver": "sgd", "lr": lr, "beta_1": 0.9, "beta_2": 0.999,
           "epsilon": 1e-8, "loss_id": LOGISTIC, "alpha": alpha, "epoch": 0}
-    block = (X.indptr, X.indices, X.data, y, sw)
+    block = (X.indptr, X.indices, X.data, readonly(y), readonly(sw))  # as training's
     loss, steps, status = core.train_epoch(params, state, block, hp,
                                            np.full(X.n_features, -1, np.int32))
     assert (steps, status) == (1, 0)
