@@ -8,7 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
 from ._cores import SOLVERS, FMCore
 from ._kernels import afm as kafm
-from ._trainer import numba_threads, readonly
+from ._trainer import numba_threads, readonly_float64
 
 __all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
 
@@ -83,7 +83,7 @@ class AFMCore:
         """Saliency of every row of X; ``context`` (saliency_context) makes it use the pair
         cache, which changes the result by rounding only."""
         out = np.empty(X.n_rows)
-        y = readonly(np.ascontiguousarray(y, dtype=np.float64))
+        y = readonly_float64(y)
         if context is None:
             kafm.afm_saliency(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
                               params["H"], self.attention_factor, self._mmax(X), loss_id, out)

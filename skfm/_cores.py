@@ -21,7 +21,7 @@ import numpy as np
 
 from ._kernels import fm as kfm
 from ._kernels.optim import ADAGRAD, ADAM, SGD
-from ._trainer import readonly
+from ._trainer import readonly_float64
 
 SOLVERS = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
 
@@ -53,9 +53,8 @@ class FMCore:
     @staticmethod
     def saliency(params, X, y, loss_id):
         out = np.empty(X.n_rows)
-        kfm.fm_saliency(X.indptr, X.indices, X.data,
-                        readonly(np.ascontiguousarray(y, dtype=np.float64)),
-                        params["w0"], params["T"], loss_id, out)
+        kfm.fm_saliency(X.indptr, X.indices, X.data, readonly_float64(y), params["w0"],
+                        params["T"], loss_id, out)
         return out
 
     @staticmethod
@@ -72,6 +71,5 @@ class FMCore:
         R = kfm.fm_row_stats(X.indptr, X.indices, X.data, params["T"])
         nrm = kfm.factor_sq_norms(params["T"])
         return kfm.fm_select_partners(
-            X.indptr, X.indices, X.data, readonly(np.ascontiguousarray(y, dtype=np.float64)),
-            parents, p,
-            seed, epoch, a, b, params["w0"], params["T"], loss_id, R, nrm)
+            X.indptr, X.indices, X.data, readonly_float64(y), parents, p, seed, epoch, a, b,
+            params["w0"], params["T"], loss_id, R, nrm)

@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
 from ._cores import SOLVERS, FMCore
 from ._kernels import nfm as knfm
-from ._trainer import readonly
+from ._trainer import readonly_float64
 
 __all__ = ["NFMClassifier", "NFMRegressor"]
 
@@ -99,8 +99,7 @@ class NFMCore:
         out = np.empty(X.n_rows)
         if X.n_rows == 0:
             return out
-        y = readonly(np.zeros(X.n_rows) if y is None
-                     else np.ascontiguousarray(y, dtype=np.float64))
+        y = readonly_float64(np.zeros(X.n_rows) if y is None else y)
         knfm.predict_rows(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
                           params["head"], lay, offh, bn, params["bn_mean"], params["bn_var"],
                           self.act, loss_id, saliency, out)
@@ -118,7 +117,7 @@ class NFMCore:
         lay, offh, bn = self._static(params)
         R = knfm.row_stats(X.indptr, X.indices, X.data, params["T"])
         return knfm.select_partners(
-            X.indptr, X.indices, X.data, readonly(np.ascontiguousarray(y, dtype=np.float64)),
+            X.indptr, X.indices, X.data, readonly_float64(y),
             np.ascontiguousarray(parents, dtype=np.int64), int(p), seed, epoch, float(a),
             float(b), params["w0"], params["T"], params["head"], lay, offh, bn,
             params["bn_mean"], params["bn_var"], self.act, loss_id, R)
@@ -130,9 +129,7 @@ class NFMCore:
         slot = np.full(X.n_features, -1, np.int32)
         # read-only rows, as training passes its gathered rows: the same compiled kernels
         return knfm.batch_gradient(X.indptr, X.indices, X.data,
-                                   readonly(np.ascontiguousarray(y, dtype=np.float64)),
-                                   readonly(np.ascontiguousarray(sw, dtype=np.float64)),
-                                   params["w0"],
+                                   readonly_float64(y), readonly_float64(sw), params["w0"],
                                    params["T"], params["head"], lay, offh, bn,
                                    params["bn_mean"], params["bn_var"], train, self.act, loss_id,
                                    alpha, slot)

@@ -31,6 +31,12 @@ def readonly(a):
     return v
 
 
+def readonly_float64(a):
+    """A contiguous float64 version of ``a`` (a copy only where needed), as a read-only view:
+    the targets and weights the kernels read."""
+    return readonly(np.ascontiguousarray(a, dtype=np.float64))
+
+
 def n_threads(n_jobs):
     """Threads of the Numba core for an ``n_jobs`` value (joblib's convention; None = all)."""
     n_max = numba.config.NUMBA_NUM_THREADS
