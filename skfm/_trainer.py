@@ -7,12 +7,13 @@ import contextlib
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._kernels import csr as kcsr
 from ._kernels import mixup as kmix
 
 _EMPTY_CACHE = {}
+_BLAS = []  # the ThreadpoolController of _blas_controller, made on first use
 
 
 def readonly(a):
@@ -47,6 +48,20 @@ def n_threads(n_jobs):
     return max(1, min(n_jobs, n_max))
 
 
+def _blas_controller():
+    """One threadpoolctl controller for the process.
+
+    Making a controller scans the loaded libraries (3-4 ms here), more than a prediction on tens
+    of thousands of rows takes, so it is made once and reused (setting a limit through it costs
+    about 25 us).  It is made after scipy's BLAS is loaded: that is the BLAS Numba's matrix
+    products call, the only one the kernels use.  A BLAS that other code loads later is not
+    limited, and the kernels do not call it."""
+    if not _BLAS:
+        import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls this BLAS)
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
+
+
 @contextlib.contextmanager
 def numba_threads(n_jobs):
     """Run the enclosed kernels on ``n_threads(n_jobs)`` threads, restoring the previous count.
@@ -57,7 +72,7 @@ def numba_threads(n_jobs):
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads(n_jobs))
     try:
-        with threadpool_limits(1, user_api="blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             yield
     finally:
         numba.set_num_threads(previous)

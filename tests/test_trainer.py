@@ -51,3 +51,28 @@ def test_unseen_pairs_generator_holds_pairs_out():
     assert not pairs(X_tr) & pairs(X_te)
     assert X_tr.shape[1] == X_te.shape[1]
     assert set(np.unique(y_tr)) == {0, 1} and 0.3 < y_te.mean() < 0.7
+
+
+def test_numba_threads_holds_every_blas_to_one_thread_and_restores():
+    """Inside numba_threads every BLAS loaded at that point (scipy's, which Numba's matrix
+    products call, among them) runs one thread, on each entry (the threadpoolctl controller is
+    made once and reused); on exit the previous thread counts come back."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    import scipy.linalg.cython_blas  # noqa: F401
+    from skfm._trainer import n_threads, numba_threads
+
+    def blas_threads():
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas"}
+
+    before = blas_threads()
+    assert before, "no BLAS loaded: the test checks nothing"
+    numba_before = numba.get_num_threads()
+    for _ in range(2):
+        with numba_threads(1):
+            assert set(blas_threads().values()) == {1}
+            assert numba.get_num_threads() == n_threads(1)
+        assert blas_threads() == before
+        assert numba.get_num_threads() == numba_before
