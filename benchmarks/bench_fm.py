@@ -174,6 +174,36 @@ def synthetic(a):
     return meta, rows, breakdown
 
 
+def latency(a):
+    """Per-call cost of small calls (serving one row, streaming partial_fit): the fixed work of a
+    call (input validation, thread setup) that throughput figures on 200,000 rows hide."""
+    import numpy as np
+    from skfm import FMClassifier
+    from skfm.datasets import make_frappe_like
+    X, y = make_frappe_like(20_000, random_state=a.seed, dtype=np.float32)
+    nt = max(a.threads)
+    clf = FMClassifier(**fm_params(a, max_iter=1, n_jobs=nt)).fit(X, y)
+    out = {"threads": nt}
+    for rows in (1, 1000):
+        Xs = X[:rows]
+        clf.predict_proba(Xs)
+        ts = []
+        for _ in range(30):
+            with C.Timer() as t:
+                clf.predict_proba(Xs)
+            ts.append(t.wall)
+        out[f"predict_proba_{rows}_ms"] = 1e3 * min(ts)
+    inc = FMClassifier(**fm_params(a, n_jobs=nt))
+    inc.partial_fit(X[:100], y[:100], classes=np.unique(y))
+    ts = []
+    for i in range(1, 31):
+        with C.Timer() as t:
+            inc.partial_fit(X[100 * i:100 * (i + 1)], y[100 * i:100 * (i + 1)])
+        ts.append(t.wall)
+    out["partial_fit_100_ms"] = 1e3 * min(ts)
+    return out
+
+
 def ratio_row(rows, keys):
     """Throughput of the largest thread count over that of the smallest."""
     lo = min(rows, key=lambda r: r["threads"])
@@ -292,7 +322,8 @@ def main(argv=None):
     print()
 
     print(f"where a synthetic fit's time goes, s per epoch (mean over the fastest "
-          f"{1 + a.fit_epochs}-epoch fit): setup = fit minus epochs (validation, CSR copy, init); epoch = _base.run_epoch; "
+          f"{1 + a.fit_epochs}-epoch fit): setup = fit minus epochs (validation, CSR copy, "
+          "init); epoch = _base.run_epoch; "
           "gather = csr.gather_rows (the epoch's rows in training order); train kernel = the "
           "compiled minibatch loop FMCore.train_epoch; python = epoch minus its parts; empty "
           "region = launch cost of one empty numba parallel region (training launches a few per "
@@ -305,6 +336,13 @@ def main(argv=None):
     if meta["profile_missing"]:
         print(f"note: entry points not found (skfm changed), left out: "
               f"{', '.join(meta['profile_missing'])}")
+    print()
+
+    lat = latency(a)
+    result["latency"] = lat
+    print(f"per-call cost, n_jobs={lat['threads']}, best of 30 calls: predict_proba on 1 row "
+          f"{lat['predict_proba_1_ms']:.2f} ms, on 1,000 rows {lat['predict_proba_1000_ms']:.2f} "
+          f"ms; partial_fit on 100 rows {lat['partial_fit_100_ms']:.2f} ms")
     print()
 
     paths = None if a.no_frappe else C.find_frappe(a.frappe_dir)
