@@ -54,9 +54,9 @@ def test_unseen_pairs_generator_holds_pairs_out():
 
 
 def test_numba_threads_holds_every_blas_to_one_thread_and_restores():
-    """Inside numba_threads every BLAS loaded at that point (scipy's, which Numba's matrix
-    products call, among them) runs one thread, on each entry (the threadpoolctl controller is
-    made once and reused); on exit the previous thread counts come back."""
+    """Inside numba_threads the BLAS libraries (those loaded once skfm is imported: scipy's,
+    which Numba's matrix products call, among them) run one thread, on every entry (the
+    threadpoolctl controller is made once and reused); on exit the previous counts come back."""
     import numba
     from threadpoolctl import threadpool_info
 
