@@ -4,6 +4,7 @@ Everything here is model-agnostic: a *core* (see ``skfm._models``) supplies para
 kernels; the estimator (``skfm._base``) supplies validated arrays and hyperparameters.
 """
 import contextlib
+import functools
 
 import numba
 import numpy as np
@@ -13,7 +14,6 @@ from ._kernels import csr as kcsr
 from ._kernels import mixup as kmix
 
 _EMPTY_CACHE = {}
-_BLAS = []  # the ThreadpoolController of _blas_controller, made on first use
 
 
 def readonly(a):
@@ -48,6 +48,7 @@ def n_threads(n_jobs):
     return max(1, min(n_jobs, n_max))
 
 
+@functools.cache
 def _blas_controller():
     """One threadpoolctl controller for the process.
 
@@ -56,10 +57,8 @@ def _blas_controller():
     about 25 us).  It is made after scipy's BLAS is loaded: that is the BLAS Numba's matrix
     products call, the only one the kernels use.  A BLAS that other code loads later is not
     limited, and the kernels do not call it."""
-    if not _BLAS:
-        import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls this BLAS)
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0]
+    import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls this BLAS)
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
