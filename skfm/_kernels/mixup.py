@@ -12,6 +12,9 @@ from numba import njit, prange
 from .prefetch import prefetch, prefetch_row
 from .rng import beta, randint, stream_key
 
+_AHEAD_PTR = 32  # rows ahead whose indptr entries mix_rows prefetches
+_AHEAD_ROW = 16  # rows ahead whose first nonzeros mix_rows prefetches
+
 
 @njit(cache=True, inline="always")
 def draw_one(seed, epoch, stream, n, a, b, st):
@@ -86,6 +89,14 @@ def draw_candidates(offset, n_parents, n, p, seed, epoch, a, b):
 
 
 @njit(cache=True, inline="always")
+def _prefetch_nonzeros(indptr, indices, data, r):
+    a = indptr[r]
+    if a < indices.shape[0]:
+        prefetch(indices, a)
+        prefetch(data, a)
+
+
+@njit(cache=True, inline="always")
 def _merged_nnz(indices, a1, e1, a2, e2):
     n = 0
     while a1 < e1 and a2 < e2:
@@ -108,6 +119,12 @@ def mix_rows(indptr, indices, data, y, sw, parents, partners, lams):
     out_ptr = np.empty(m + 1, np.int64)
     sizes = np.empty(m, np.int64)
     for i in prange(m):
+        if i + _AHEAD_PTR < m:  # random rows: prefetch ahead, as csr.gather_rows
+            prefetch(indptr, parents[i + _AHEAD_PTR])
+            prefetch(indptr, partners[i + _AHEAD_PTR])
+        if i + _AHEAD_ROW < m:
+            _prefetch_nonzeros(indptr, indices, data, parents[i + _AHEAD_ROW])
+            _prefetch_nonzeros(indptr, indices, data, partners[i + _AHEAD_ROW])
         r1 = parents[i]
         r2 = partners[i]
         sizes[i] = _merged_nnz(indices, indptr[r1], indptr[r1 + 1], indptr[r2], indptr[r2 + 1])
@@ -121,6 +138,11 @@ def mix_rows(indptr, indices, data, y, sw, parents, partners, lams):
     out_y = np.empty((n_out, m)).T  # (m, n_out), Fortran order: each column contiguous
     out_sw = np.empty(m)
     for i in prange(m):
+        if i + _AHEAD_ROW < m:
+            for r in (parents[i + _AHEAD_ROW], partners[i + _AHEAD_ROW]):
+                _prefetch_nonzeros(indptr, indices, data, r)
+                prefetch(sw, r)
+                prefetch(y[r], 0)
         r1 = parents[i]
         r2 = partners[i]
         lam = lams[i]

@@ -1,4 +1,5 @@
-"""Software prefetch for kernels whose loads are random rows (SMFM candidate selection).
+"""Software prefetch for kernels whose loads are random rows (SMFM candidate selection, the
+epoch's gather of shuffled rows).
 
 ``prefetch(a, i)`` asks the CPU to start loading the cache line of ``a[i]`` (``a`` 1-D, e.g. a
 row view ``R[r]``) and returns at once; it never faults and changes no result.  A loop that knows
