@@ -18,7 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
-from ._trainer import Augmenter, CSRData, numba_threads, readonly, run_epoch
+from ._trainer import Augmenter, CSRData, Workspace, numba_threads, readonly, run_epoch
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -282,6 +282,7 @@ class BaseFactorizationMachine(BaseEstimator):
         Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see _trainer.readonly)
         augmenter = self._augmenter()
         slot = np.full(self.n_features_in_, -1, np.int32)
+        ws = Workspace()  # the epochs' large buffers, reused from epoch to epoch
         stopped = False
         with numba_threads(self.n_jobs):
             for _ in range(epochs):
@@ -289,7 +290,7 @@ class BaseFactorizationMachine(BaseEstimator):
                 epoch = self.n_iter_
                 loss, steps, status = run_epoch(core, self._params, self._states, Xc, Y,
                                                 sw, rng, epoch, hp, augmenter, self.shuffle,
-                                                slot)
+                                                slot, ws)
                 self.n_iter_ += 1
                 self.t_ += steps
                 if status or not np.isfinite(loss):

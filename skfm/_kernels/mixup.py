@@ -110,16 +110,32 @@ def _merged_nnz(indices, a1, e1, a2, e2):
     return n + (e1 - a1) + (e2 - a2)
 
 
-@njit(cache=True, parallel=True)
 def mix_rows(indptr, indices, data, y, sw, parents, partners, lams):
     """Rows lam_i x_{parents[i]} + (1 - lam_i) x_{partners[i]} as a CSR matrix (indices sorted),
     with their mixed labels (y: (n, n_outputs)) and sample weights.
-    Returns (indptr, indices, data, y (m, n_outputs), sw)."""
+    Returns (indptr, indices, data, y (m, n_outputs), sw).  The trainer calls the two kernels,
+    mix_sizes and mix_fill, itself, with buffers it reuses from epoch to epoch; this allocates
+    them as it does (a plain function, so both pass mix_fill arrays of the same Numba types)."""
     m = parents.shape[0]
     out_ptr = np.empty(m + 1, np.int64)
-    sizes = np.empty(m, np.int64)
+    nnz = mix_sizes(indptr, indices, data, parents, partners, out_ptr)
+    out_ind = np.empty(nnz, np.int32)
+    out_dat = np.empty(nnz, data.dtype)
+    out_y = np.empty((m, y.shape[1]), order="F")  # each column contiguous
+    out_sw = np.empty(m)
+    mix_fill(indptr, indices, data, y, sw, parents, partners, lams, out_ptr, out_ind, out_dat,
+             out_y, out_sw)
+    return out_ptr, out_ind, out_dat, out_y, out_sw
+
+
+@njit(cache=True, parallel=True)
+def mix_sizes(indptr, indices, data, parents, partners, out_ptr):
+    """The row pointer of mix_rows' output into ``out_ptr`` (len(parents) + 1); returns its nnz.
+    The random rows are prefetched a few rows ahead here and in mix_fill, as in
+    csr.gather_sizes."""
+    m = parents.shape[0]
     for i in prange(m):
-        if i + _AHEAD_PTR < m:  # random rows: prefetch ahead, as csr.gather_rows
+        if i + _AHEAD_PTR < m:
             prefetch(indptr, parents[i + _AHEAD_PTR])
             prefetch(indptr, partners[i + _AHEAD_PTR])
         if i + _AHEAD_ROW < m:
@@ -127,16 +143,22 @@ def mix_rows(indptr, indices, data, y, sw, parents, partners, lams):
             _prefetch_nonzeros(indptr, indices, data, partners[i + _AHEAD_ROW])
         r1 = parents[i]
         r2 = partners[i]
-        sizes[i] = _merged_nnz(indices, indptr[r1], indptr[r1 + 1], indptr[r2], indptr[r2 + 1])
+        out_ptr[i + 1] = _merged_nnz(indices, indptr[r1], indptr[r1 + 1], indptr[r2],
+                                     indptr[r2 + 1])
     out_ptr[0] = 0
     for i in range(m):
-        out_ptr[i + 1] = out_ptr[i] + sizes[i]
-    nnz = out_ptr[m]
-    out_ind = np.empty(nnz, np.int32)
-    out_dat = np.empty(nnz, data.dtype)
+        out_ptr[i + 1] += out_ptr[i]
+    return out_ptr[m]
+
+
+@njit(cache=True, parallel=True)
+def mix_fill(indptr, indices, data, y, sw, parents, partners, lams, out_ptr, out_ind, out_dat,
+             out_y, out_sw):
+    """The nonzeros, labels and weights of mix_rows' output into ``out_ind``, ``out_dat`` (at
+    least out_ptr[-1] long), ``out_y`` ((m, n_outputs)) and ``out_sw`` ((m,)), given its row
+    pointer ``out_ptr``."""
+    m = parents.shape[0]
     n_out = y.shape[1]
-    out_y = np.empty((n_out, m)).T  # (m, n_out), Fortran order: each column contiguous
-    out_sw = np.empty(m)
     for i in prange(m):
         if i + _AHEAD_ROW < m:
             for r in (parents[i + _AHEAD_ROW], partners[i + _AHEAD_ROW]):
@@ -172,4 +194,3 @@ def mix_rows(indptr, indices, data, y, sw, parents, partners, lams):
                 a1 += 1
                 a2 += 1
             o += 1
-    return out_ptr, out_ind, out_dat, out_y, out_sw
