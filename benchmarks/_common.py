@@ -322,7 +322,8 @@ def skfm_epoch_targets():
     out = []
     for label, mod, owner, attr in [("epoch", "skfm._base", None, "run_epoch"),
                                     ("augment", "skfm._trainer", "Augmenter", "epoch_rows"),
-                                    ("gather", "skfm._kernels.csr", None, "gather_rows"),
+                                    ("gather", "skfm._kernels.csr", None, "gather_sizes"),
+                                    ("gather", "skfm._kernels.csr", None, "gather_fill"),
                                     ("train kernel", "skfm._cores", "FMCore", "train_epoch")]:
         try:
             m = importlib.import_module(mod)
