@@ -125,8 +125,11 @@ class _AFMMixin:
         "attention_alpha": [Interval(Real, 0, None, closed="left")],
     }
 
+    _structural_params = ("n_factors", "attention_factor")
+
     def _make_core(self):
-        return AFMCore(self.attention_factor, self.dropout, self.attention_alpha)
+        return AFMCore(self._fitted_or_current("attention_factor"), self.dropout,
+                       self.attention_alpha)
 
     def attention_scores(self, X):
         """Attention weights a_ij (AFM Eq. 5) of every pair of nonzero features of every row.

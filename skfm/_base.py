@@ -7,18 +7,23 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import Augmenter, CSRData, Workspace, numba_threads, readonly, run_epoch
+
+
+#: the training loss at which training counts as diverged, as a multiple of the initial model's
+_DIVERGED_FACTOR = 1e6
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -30,18 +35,32 @@ class TrainingDivergedError(FloatingPointError):
 def to_csr_data(X, dtype):
     """A validated matrix as canonical CSR arrays of ``dtype``; never writes into ``X``.
 
-    Indices are sorted and duplicates summed (on a copy) because the kernels rely on it."""
+    Indices are sorted, duplicates summed and stored zeros dropped (on a copy) because the
+    kernels rely on it: AFM's attention runs over the pairs of a row's stored entries, so a
+    stored zero would change its softmax."""
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     if X.shape[1] > np.iinfo(np.int32).max:
         raise ValueError(f"X has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
     indices = readonly(X.indices.astype(np.int32, copy=False))
     indptr = readonly(X.indptr.astype(np.int64))
-    if not kcsr.is_canonical(indptr, indices):
+    status = kcsr.csr_status(indptr, indices, X.data)
+    if status:
         X = X.copy()
-        X.sum_duplicates()
+        if status & kcsr.NOT_CANONICAL:
+            X.sum_duplicates()
+        X.eliminate_zeros()  # also the zeros that summed duplicates may leave
         indices = X.indices.astype(np.int32, copy=False)
         indptr = X.indptr.astype(np.int64)
-    data = X.data if X.data.dtype == dtype else X.data.astype(dtype)
+    if X.data.dtype == dtype:
+        data = X.data
+    else:
+        with np.errstate(over="ignore"):
+            data = X.data.astype(dtype)
+        if not np.isfinite(data).all():
+            raise ValueError(
+                f"X contains values too large for {np.dtype(dtype).name}, the precision of the "
+                f"model (fitted on {np.dtype(dtype).name} data): |x| > "
+                f"{np.finfo(dtype).max:.3g}.")
     return CSRData(indptr, indices, data, X.shape[1])
 
 
@@ -112,6 +131,37 @@ class BaseFactorizationMachine(BaseEstimator):
     # ------------------------------------------------------------------ hooks for subclasses
     _loss_id = SQUARED
 
+    #: hyperparameters that fix the shapes of the fitted parameters: a warm-started fit or a
+    #: later partial_fit must keep them, and prediction uses the values the model was fitted
+    #: with (subclasses add theirs)
+    _structural_params = ("n_factors",)
+
+    def _structure(self):
+        out = {}
+        for name in self._structural_params:
+            v = getattr(self, name)
+            if name == "hidden_layer_sizes":
+                v = (v,) if isinstance(v, Integral) else tuple(v)
+            out[name] = v
+        return out
+
+    def _fitted_or_current(self, name):
+        """A structural hyperparameter as the model was fitted with it (as set, before fit)."""
+        fitted = getattr(self, "_fitted_structure", None)
+        return fitted[name] if fitted is not None and name in fitted else getattr(self, name)
+
+    def _validate_params(self):
+        super()._validate_params()
+        # bool is an Integral to Python and to scikit-learn's Interval(Integral, ...); a count
+        # given as True/False is a mistake, not 1/0
+        for name, constraints in self._parameter_constraints.items():
+            value = getattr(self, name, None)
+            if isinstance(value, (bool, np.bool_)) and any(
+                    isinstance(c, Interval) and c.type is Integral for c in constraints):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, not a "
+                    f"bool; got {value!r}.")
+
     def _make_core(self):
         """The model core for the current hyperparameters; models with options of their own
         (hidden layers, attention size, ...) override this to pass them to their core."""
@@ -145,14 +195,24 @@ class BaseFactorizationMachine(BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=incremental, epochs=self.max_iter,
                          classes=None, partial=False)
 
-    def partial_fit(self, X, y, sample_weight=None, **kwargs):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y) (with the configured augmentation), continuing from the
-        current state.  Early stopping does not apply.  Classifiers need ``classes`` on the
-        first call."""
-        if not hasattr(self, "_params"):
+        current state.  Early stopping does not apply.
+
+        Returns
+        -------
+        self : object
+        """
+        return self._partial_fit(X, y, sample_weight, None)
+
+    def _partial_fit(self, X, y, sample_weight, classes):
+        # hyperparameters are checked on every call (unlike scikit-learn's partial_fit, which
+        # checks them on the first call only): set_params between calls is common, and a
+        # negative learning rate would otherwise train silently uphill
+        if not get_config()["skip_parameter_validation"]:
             self._validate_params()
         return self._fit(X, y, sample_weight, incremental=hasattr(self, "_params"), epochs=1,
-                         classes=kwargs.get("classes"), partial=True)
+                         classes=classes, partial=True)
 
     def saliency(self, X, y):
         """Per-row saliency of SMFM Eq. (5) under the fitted model.
@@ -224,20 +284,39 @@ class BaseFactorizationMachine(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, incremental, epochs, classes, partial):
         first_call = not incremental
-        X, y = self._validate_X_fit(X, y, reset=first_call)
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                             ensure_non_negative=True)
+        if not first_call:
+            fitted = getattr(self, "_fitted_structure", None)
+            now = self._structure()
+            for name in now if fitted is not None else ():
+                if name in fitted and now[name] != fitted[name]:
+                    raise ValueError(
+                        f"{name}={now[name]!r}, but the model was fitted with "
+                        f"{name}={fitted[name]!r}; {'partial_fit' if partial else 'warm_start'} "
+                        f"continues the fitted model, whose parameters have that shape. Set "
+                        f"{name} back to {fitted[name]!r}, or fit a new model "
+                        f"(warm_start=False).")
+        try:
+            X, y = self._validate_X_fit(X, y, reset=first_call)
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                                 ensure_non_negative=True)
+            dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+            Y = self._encode_targets(y, first_call, classes)
+            Xc = to_csr_data(X, dtype if first_call else self._dtype)
+            if first_call:
+                self._fitted_structure = self._structure()
+            core = self._make_core()  # checks the model's own options
+        except Exception:
+            if first_call:  # a refit that fails its checks must not leave the old model half
+                self._forget()  # overwritten (classes_, n_features_in_): it is unfitted
+            raise
         if first_call:
-            self._dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
-        Y = self._encode_targets(y, first_call, classes)
-        Xc = to_csr_data(X, self._dtype)
+            self._dtype = dtype
         sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
 
         if first_call or not hasattr(self, "_rng"):
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(0, 2**31 - 1))
         rng = self._rng
-        core = self._make_core()
         if first_call:
             self._params = [core.init_params(self.n_features_in_, self.n_factors,
                                              self._dtype, rng, self.init_std)
@@ -279,6 +358,10 @@ class BaseFactorizationMachine(BaseEstimator):
             self.best_validation_score_ = None
 
         hp = self._hyper(Xc.n_rows)
+        # A training loss this far above the initial model's (all outputs 0) means the
+        # optimizer has blown up, even while every value is still finite
+        initial, scale = self._loss_scale(Y, sw)
+        blown_up = _DIVERGED_FACTOR * scale
         Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see _trainer.readonly)
         augmenter = self._augmenter()
         slot = np.full(self.n_features_in_, -1, np.int32)
@@ -296,6 +379,11 @@ class BaseFactorizationMachine(BaseEstimator):
                 if status or not np.isfinite(loss):
                     self._diverged(f"in epoch {epoch + 1}", "parameters" if status == 2 else
                                    "loss")
+                if loss > blown_up:
+                    self._diverged(f"in epoch {epoch + 1}", "loss",
+                                   f"grew to {loss:.3g}, more than {_DIVERGED_FACTOR:.0e} times "
+                                   f"the initial model's ({initial:.3g}) or the mean sample "
+                                   f"weight")
                 self.loss_curve_.append(float(loss))
                 msg = f"Epoch {self.n_iter_}, loss = {loss:.6f}"
                 if early:
@@ -309,6 +397,7 @@ class BaseFactorizationMachine(BaseEstimator):
                     else:
                         self._no_improvement_count = 0
                     self.best_validation_score_ = max(self.best_validation_score_, score)
+                    self.best_loss_ = min(self.best_loss_, loss)
                 else:
                     if loss > self.best_loss_ - self.tol:
                         self._no_improvement_count += 1
@@ -326,6 +415,13 @@ class BaseFactorizationMachine(BaseEstimator):
                     break
         if early and best_params is not None:
             self._params = best_params
+        elif self.loss_curve_ and self.loss_curve_[-1] > 2.0 * scale:
+            warnings.warn(
+                f"The last epoch's training loss, {self.loss_curve_[-1]:.3g}, is above "
+                f"{2.0 * scale:.3g}, twice the larger of the initial model's loss "
+                f"({initial:.3g}) and the mean sample weight: training has likely diverged. Use "
+                f"a lower learning_rate_init (now {self.learning_rate_init:g}).",
+                ConvergenceWarning)
         # Finite parameters can still give infinite outputs once they have blown up: check the
         # model on (up to) 1024 training rows before returning it.
         probe = Xc.take(np.arange(min(Xc.n_rows, 1024)))
@@ -337,10 +433,21 @@ class BaseFactorizationMachine(BaseEstimator):
                           "optimization hasn't converged yet.", ConvergenceWarning)
         return self
 
-    def _diverged(self, when, what):
+    def _loss_scale(self, Y, sw):
+        """(initial, scale): the mean training loss of a model whose outputs are all 0 (the
+        initial model, up to its small random factors), and the larger of it and the mean
+        sample weight (the yardstick of the divergence checks)."""
+        msw = float(np.mean(sw)) if len(sw) else 1.0
+        if self._loss_id == LOGISTIC:
+            base = float(np.log(2.0) * msw * Y.shape[1])
+        else:
+            base = 0.5 * float(np.mean(sw[:, None] * Y * Y)) * Y.shape[1]
+        return base, max(base, msw)
+
+    def _diverged(self, when, what, how="became non-finite"):
         self._forget()
         raise TrainingDivergedError(
-            f"Training diverged {when}: the {what} became non-finite. Use a lower "
+            f"Training diverged {when}: the {what} {how}. Use a lower "
             f"learning_rate_init (now {self.learning_rate_init:g}) or scale the input features; "
             "the estimator has been reset to unfitted.")
 
@@ -350,7 +457,7 @@ class BaseFactorizationMachine(BaseEstimator):
     def _forget(self):
         for name in ("_params", "_states", "_states_solver", "n_iter_", "t_", "loss_curve_",
                      "best_loss_", "validation_scores_", "best_validation_score_",
-                     "n_features_in_", "classes_", "_rng"):
+                     "n_features_in_", "classes_", "_rng", "_fitted_structure"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -397,6 +504,10 @@ class FMClassifierMixin(ClassifierMixin):
         if first_call:
             if classes is not None:
                 self.classes_ = unique_labels(classes)
+                unknown = np.setdiff1d(unique_labels(y), self.classes_)
+                if len(unknown):
+                    raise ValueError(f"y contains labels not seen in classes="
+                                     f"{self.classes_.tolist()!r}: {unknown.tolist()}.")
             else:
                 self.classes_ = unique_labels(y)
             if len(self.classes_) < 2:
@@ -460,7 +571,7 @@ class FMClassifierMixin(ClassifierMixin):
         ``classes`` (all labels that will ever appear) is required on the first call."""
         if not hasattr(self, "_params") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return super().partial_fit(X, y, sample_weight, classes=classes)
+        return self._partial_fit(X, y, sample_weight, classes)
 
 
 class FMRegressorMixin(RegressorMixin):

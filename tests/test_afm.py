@@ -447,3 +447,50 @@ def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+def _with_stored_zeros(X):
+    """X plus one explicitly stored 0.0 in each row (same matrix, more stored entries)."""
+    A = X.toarray()
+    rows, cols = np.nonzero(A == 0)
+    first = np.unique(rows, return_index=True)[1]
+    Z = sp.csr_matrix((np.concatenate([X.tocoo().data, np.zeros(len(first))]),
+                       (np.concatenate([X.tocoo().row, rows[first]]),
+                        np.concatenate([X.tocoo().col, cols[first]]))), shape=X.shape)
+    assert (Z.data == 0).sum() == len(first) > 0 and np.array_equal(Z.toarray(), A)
+    return Z
+
+
+def test_stored_zeros_change_nothing():
+    """The attention's softmax runs over the pairs of a row's nonzeros: a stored 0.0 is no
+    nonzero, so fitting, predicting and the attention scores equal the canonical matrix's."""
+    X, y = _data()
+    Z = _with_stored_zeros(X)
+    kw = dict(n_factors=3, attention_factor=4, max_iter=3, random_state=0)
+    clf = AFMClassifier(**kw).fit(X, y)
+    np.testing.assert_array_equal(clf.decision_function(Z), clf.decision_function(X))
+    np.testing.assert_array_equal(AFMClassifier(**kw).fit(Z, y).decision_function(X),
+                                  clf.decision_function(X))
+    for a, b in zip(clf.attention_scores(Z), clf.attention_scores(X)):
+        np.testing.assert_array_equal(a, b)
+    assert Z.nnz > X.nnz  # the caller's matrix keeps its stored zeros
+
+
+def test_changed_attention_factor_after_fit():
+    """Prediction uses the attention size the model was fitted with; continuing the model with
+    another size is an error; a new fit takes the new size."""
+    X, y = _data()
+    clf = AFMClassifier(n_factors=3, attention_factor=4, max_iter=2, random_state=0).fit(X, y)
+    before = clf.decision_function(X)
+    scores = clf.attention_scores(X)[2]
+    clf.set_params(attention_factor=7)
+    np.testing.assert_array_equal(clf.decision_function(X), before)
+    np.testing.assert_array_equal(clf.attention_scores(X)[2], scores)
+    with pytest.raises(ValueError, match="attention_factor=7, but the model was fitted with "
+                                         "attention_factor=4"):
+        clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="attention_factor"):
+        clf.set_params(warm_start=True).fit(X, y)
+    np.testing.assert_array_equal(clf.decision_function(X), before)
+    clf.set_params(warm_start=False).fit(X, y)
+    assert clf._params[0]["H"].size == kafm.head_size(3, 7) != kafm.head_size(3, 4)

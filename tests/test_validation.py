@@ -1,10 +1,12 @@
 """Bad input and bad hyperparameters: each raises the right exception with a message that names
 the problem; a diverging fit raises TrainingDivergedError and leaves the estimator unfitted."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import ClassifierMixin
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
@@ -199,6 +201,9 @@ INVALID_PARAMS = [
     ("n_factors", -1),
     ("n_factors", 2.5),
     ("n_factors", "8"),
+    ("n_factors", True),  # a bool is an Integral to Python, not a count to a user
+    ("max_iter", True),
+    ("n_candidates", np.True_),
     ("learning_rate_init", 0.0),
     ("learning_rate_init", -0.01),
     ("solver", "lbfgs"),
@@ -266,6 +271,8 @@ def test_partial_fit_label_outside_classes(data):
     X, y = data
     with pytest.raises(ValueError, match="not seen"):
         FMClassifier().partial_fit(X, y, classes=[0, 2])
+    with pytest.raises(ValueError, match=r"not seen in classes=\[0\]: \[1\]"):
+        FMClassifier().partial_fit(X, y, classes=[0])  # not "only one class"
     clf = FMClassifier().partial_fit(X, y, classes=[0, 1])
     with pytest.raises(ValueError, match="not seen"):
         clf.partial_fit(X, np.where(y == 1, 5, 0))
@@ -402,3 +409,108 @@ def test_never_a_non_finite_model(Est, learning_rate_init):
     assert np.isfinite(out).all(), (
         f"fit returned normally (loss_curve_[-1]={est.loss_curve_[-1]:.3g}) but the model "
         f"outputs {out[:3]} on its training rows")
+
+
+# --------------------------------------------------------------------------- later calls
+@pytest.mark.parametrize("name, value", [("learning_rate_init", -1.0), ("solver", "bogus"),
+                                         ("augmentation", "bogus"), ("batch_size", 0),
+                                         ("n_factors", True)])
+def test_partial_fit_checks_hyperparameters_on_every_call(name, value, data):
+    """set_params between partial_fit calls is checked too: a negative step would otherwise
+    train uphill in silence, a bad solver crash deep inside."""
+    X, y = data
+    clf = FMClassifier(n_factors=4, random_state=0).partial_fit(X, y, classes=[0, 1])
+    before = clf.coef_.copy()
+    clf.set_params(**{name: value})
+    with pytest.raises(InvalidParameterError, match=name):
+        clf.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.coef_, before)
+
+
+def test_regressor_partial_fit_rejects_unknown_keywords(reg_data):
+    X, y = reg_data
+    with pytest.raises(TypeError, match="sample_wieght"):
+        FMRegressor().partial_fit(X, y, sample_wieght=np.ones(len(y)))
+
+
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_changed_n_factors_on_a_continued_fit(how, data):
+    X, y = data
+    clf = FMClassifier(n_factors=4, max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    before = clf.factors_.copy()
+    clf.set_params(n_factors=8)
+    with pytest.raises(ValueError, match=r"n_factors=8, but the model was fitted with "
+                                         r"n_factors=4"):
+        clf.fit(X, y) if how == "warm_start" else clf.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.factors_, before)
+    clf.set_params(warm_start=False).fit(X, y)  # a new model may change it
+    assert clf.factors_.shape == (X.shape[1], 8)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
+def test_failed_refit_leaves_the_estimator_unfitted(Est, data, reg_data):
+    """A refit whose checks fail must not leave the old parameters under new classes_ or
+    n_features_in_ (a crash at predict); it leaves the estimator unfitted, as divergence does."""
+    X, y = _xy(Est, data, reg_data)
+    est = Est(n_factors=4, max_iter=2, random_state=0).fit(X, y)
+    bad_y = np.zeros(len(y)) if _is_clf(Est) else np.full(len(y), np.nan)
+    with pytest.raises(ValueError):
+        est.fit(X[:, :-1], bad_y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    assert not hasattr(est, "n_features_in_") and not hasattr(est, "classes_")
+
+
+def test_warm_start_refit_with_bad_y_keeps_the_model(data):
+    X, y = data
+    est = FMClassifier(n_factors=4, max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    before = est.decision_function(X)
+    with pytest.raises(ValueError, match="not seen"):
+        est.fit(X, np.where(y == 1, 7, 0))
+    np.testing.assert_array_equal(est.decision_function(X), before)
+
+
+def test_float32_model_rejects_input_beyond_float32(data):
+    X, y = data
+    clf = FMClassifier(n_factors=4, max_iter=2, random_state=0).fit(X.astype(np.float32), y)
+    Xb = X[:3].astype(np.float64)
+    Xb[Xb != 0] = 1e39  # finite in float64, infinite in float32
+    for method in (clf.predict, clf.predict_proba, clf.decision_function):
+        with pytest.raises(ValueError, match="too large for float32"):
+            method(Xb)
+
+
+# --------------------------------------------------------------------------- blown up, finite
+def test_blown_up_but_finite_training_raises():
+    """Plain SGD with a step of 100 on float64 one-hot data: the loss reaches 1e13 and more
+    while every value stays finite; the fit must not stop as if converged."""
+    X, y = make_fm_classification(n_samples=2000, random_state=0)
+    for Est in (FMClassifier, SMFMClassifier):
+        est = Est(solver="sgd", learning_rate_init=100, random_state=0)
+        with pytest.raises(TrainingDivergedError, match="1e\\+06 times"):
+            est.fit(X, y)
+        _assert_unfitted(est, X, y)
+
+
+@pytest.mark.filterwarnings("default::sklearn.exceptions.ConvergenceWarning")
+def test_loss_above_the_initial_models_warns():
+    """Training whose last loss is far above that of the model it started from (all outputs 0:
+    log 2 per row) says so; a normal fit, even on labels it cannot learn, does not."""
+    X, y = make_fm_classification(n_samples=300, n_fields=3, field_size=4, random_state=0)
+    est = FMClassifier(solver="sgd", learning_rate_init=30.0, alpha=0.0, max_iter=3,
+                       random_state=0)
+    with pytest.warns(ConvergenceWarning, match="likely diverged"):
+        est.fit(X, y)
+    assert 2.0 < est.loss_curve_[-1] < 1e6  # blown up, yet not beyond the error's threshold
+    noise = np.random.RandomState(0).randint(0, 2, len(y))
+    for target in (y, noise):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            FMClassifier(n_factors=4, max_iter=5, random_state=0).fit(X, target)
+        assert not [w for w in rec if "likely diverged" in str(w.message)]
+
+
+def test_best_loss_with_early_stopping(data):
+    X, y = data
+    est = FMClassifier(n_factors=4, max_iter=5, early_stopping=True, random_state=0).fit(X, y)
+    assert est.best_loss_ == min(est.loss_curve_)

@@ -138,17 +138,34 @@ def transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b
     return nu
 
 
+#: csr_status bits
+NOT_CANONICAL = 1  # a row's column indices are not strictly increasing (unsorted or duplicated)
+HAS_ZEROS = 2  # an explicitly stored zero
+
+
 @njit(cache=True, parallel=True)
-def is_canonical(indptr, indices):
-    """True when every row's column indices are strictly increasing (sorted, no duplicates)."""
+def csr_status(indptr, indices, data):
+    """0 for a CSR matrix whose rows have strictly increasing column indices (sorted, no
+    duplicates) and no stored zeros; else the bits NOT_CANONICAL and HAS_ZEROS of what is off."""
     n = indptr.shape[0] - 1
     bad = np.zeros(n, np.uint8)
     for r in prange(n):
-        for p in range(indptr[r] + 1, indptr[r + 1]):
+        a = indptr[r]
+        e = indptr[r + 1]
+        b = 0
+        for p in range(a + 1, e):
             if indices[p] <= indices[p - 1]:
-                bad[r] = 1
+                b = NOT_CANONICAL
                 break
-    return not bad.any()
+        for p in range(a, e):
+            if data[p] == 0:
+                b |= HAS_ZEROS
+                break
+        bad[r] = b
+    out = 0
+    for r in range(n):
+        out |= bad[r]
+    return out
 
 
 @njit(cache=True)
