@@ -15,7 +15,8 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
@@ -339,8 +340,16 @@ class BaseFactorizationMachine(BaseEstimator):
 
         early = self.early_stopping and not partial
         if early:
-            stratify = y if self._loss_id == LOGISTIC and _can_stratify(y) else None
-            idx = np.arange(X.shape[0])
+            n = X.shape[0]
+            n_va = int(np.ceil(self.validation_fraction * n))  # as train_test_split counts
+            if n_va == 0 or n_va >= n:
+                raise ValueError(
+                    f"early_stopping needs at least one training and one validation row; got "
+                    f"{n} rows with validation_fraction={self.validation_fraction}.")
+            n_classes = len(np.unique(y)) if self._loss_id == LOGISTIC else 0
+            stratify = (y if n_classes and _can_stratify(y) and min(n_va, n - n_va) >= n_classes
+                        else None)
+            idx = np.arange(n)
             tr, va = train_test_split(idx, test_size=self.validation_fraction,
                                       random_state=int(rng.integers(0, 2**31 - 1)),
                                       stratify=stratify)
@@ -584,7 +593,7 @@ class FMRegressorMixin(RegressorMixin):
         return np.asfortranarray(y.reshape(-1, 1))
 
     def _encode_targets_predict(self, y, n):
-        y = np.asarray(y, dtype=np.float64).ravel()
+        y = column_or_1d(np.asarray(y, dtype=np.float64))
         if y.shape[0] != n:
             raise ValueError(f"y has {y.shape[0]} rows but X has {n}.")
         if not np.isfinite(y).all():

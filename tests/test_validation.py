@@ -514,3 +514,19 @@ def test_best_loss_with_early_stopping(data):
     X, y = data
     est = FMClassifier(n_factors=4, max_iter=5, early_stopping=True, random_state=0).fit(X, y)
     assert est.best_loss_ == min(est.loss_curve_)
+
+
+def test_early_stopping_on_tiny_data_names_the_problem():
+    X = np.eye(6)
+    y = np.array([0, 1, 0, 1, 0, 1])
+    with pytest.raises(ValueError, match="early_stopping needs at least one training and one"):
+        FMClassifier(early_stopping=True, validation_fraction=0.99).fit(X, y)
+    # too few rows to stratify 2 classes into a 1-row validation split: split unstratified
+    FMClassifier(n_factors=2, early_stopping=True, max_iter=2).fit(X[:4], y[:4])
+
+
+def test_saliency_of_a_regressor_rejects_2d_y(reg_data):
+    X, y = reg_data
+    reg = FMRegressor(n_factors=2, max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="1d array"):
+        reg.saliency(X[:3], np.ones((3, 2)))
