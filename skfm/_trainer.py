@@ -103,7 +103,8 @@ class CSRData:
 
 
 class Workspace:
-    """Buffers that the epochs of one fit reuse: the gathered epoch block and the mixed rows.
+    """Buffers that the epochs of one fit reuse: the gathered epoch block and the mixed rows
+    (saliency epochs release them before selecting, see Augmenter.epoch_rows).
 
     A fresh multi-megabyte array each epoch costs a page fault per 4 KiB page on first touch
     (Frappe's MixFM epoch: about 7,500 faults and 19 ms of system time on 2 threads).  An array of
@@ -121,6 +122,10 @@ class Workspace:
             a = np.empty(shape, dtype, order=order)
             self._bufs[name] = a
         return a
+
+    def release(self):
+        """Drop every buffer (the next request allocates afresh)."""
+        self._bufs.clear()
 
     def vector(self, name, size, dtype):
         """The first ``size`` entries of a 1-D buffer (uninitialised), grown by a quarter when
@@ -182,6 +187,11 @@ class Augmenter:
             return empty_source(X.data.dtype, Y.shape[1]), rng.integers(0, n, n_new)
         parents = first_parents(n, n_new, rng)
         seed = int(rng.integers(0, 2**63 - 1))
+        if self.p > 1:
+            # Selection holds large arrays of its own (FM: the rows' statistics, n x (d + 3));
+            # with the previous epoch's buffers kept on top, SMFM's peak memory rose from 1.26x
+            # to 1.43x FM's (bench_memory.py), so saliency epochs allocate afresh.
+            ws.release()
         partners, lams = self.select(core, params, X, Y, loss_id, parents, seed, epoch)
         ip = ws.array("mix_indptr", (n_new + 1,), np.int64)
         nnz = kmix.mix_sizes(X.indptr, X.indices, X.data, parents, partners, ip)
