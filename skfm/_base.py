@@ -23,7 +23,8 @@ from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import Augmenter, CSRData, Workspace, numba_threads, readonly, run_epoch
 
 
-#: the training loss at which training counts as diverged, as a multiple of the initial model's
+#: the training loss at which training counts as diverged, as a multiple of the starting model's
+#: (see BaseFactorizationMachine._loss_scale)
 _DIVERGED_FACTOR = 1e6
 
 
@@ -306,6 +307,8 @@ class BaseFactorizationMachine(BaseEstimator):
             if first_call:
                 self._fitted_structure = self._structure()
             core = self._make_core()  # checks the model's own options
+            if self.early_stopping and not partial:
+                _validation_rows(X.shape[0], self.validation_fraction)  # enough rows to split?
         except Exception:
             if first_call:  # a refit that fails its checks must not leave the old model half
                 self._forget()  # overwritten (classes_, n_features_in_): it is unfitted
@@ -341,11 +344,7 @@ class BaseFactorizationMachine(BaseEstimator):
         early = self.early_stopping and not partial
         if early:
             n = X.shape[0]
-            n_va = int(np.ceil(self.validation_fraction * n))  # as train_test_split counts
-            if n_va == 0 or n_va >= n:
-                raise ValueError(
-                    f"early_stopping needs at least one training and one validation row; got "
-                    f"{n} rows with validation_fraction={self.validation_fraction}.")
+            n_va = _validation_rows(n, self.validation_fraction)
             n_classes = len(np.unique(y)) if self._loss_id == LOGISTIC else 0
             stratify = (y if n_classes and _can_stratify(y) and min(n_va, n - n_va) >= n_classes
                         else None)
@@ -367,9 +366,9 @@ class BaseFactorizationMachine(BaseEstimator):
             self.best_validation_score_ = None
 
         hp = self._hyper(Xc.n_rows)
-        # A training loss this far above the initial model's (all outputs 0) means the
-        # optimizer has blown up, even while every value is still finite
-        initial, scale = self._loss_scale(Y, sw)
+        # A training loss this far above the starting model's means the optimizer has blown
+        # up, even while every value is still finite
+        start, scale = self._loss_scale(Xc, Y, sw, first_call)
         blown_up = _DIVERGED_FACTOR * scale
         Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see _trainer.readonly)
         augmenter = self._augmenter()
@@ -391,7 +390,7 @@ class BaseFactorizationMachine(BaseEstimator):
                 if loss > blown_up:
                     self._diverged(f"in epoch {epoch + 1}", "loss",
                                    f"grew to {loss:.3g}, more than {_DIVERGED_FACTOR:.0e} times "
-                                   f"the initial model's ({initial:.3g}) or the mean sample "
+                                   f"the starting model's ({start:.3g}) or the mean sample "
                                    f"weight")
                 self.loss_curve_.append(float(loss))
                 msg = f"Epoch {self.n_iter_}, loss = {loss:.6f}"
@@ -427,8 +426,8 @@ class BaseFactorizationMachine(BaseEstimator):
         elif self.loss_curve_ and self.loss_curve_[-1] > 2.0 * scale:
             warnings.warn(
                 f"The last epoch's training loss, {self.loss_curve_[-1]:.3g}, is above "
-                f"{2.0 * scale:.3g}, twice the larger of the initial model's loss "
-                f"({initial:.3g}) and the mean sample weight: training has likely diverged. Use "
+                f"{2.0 * scale:.3g}, twice the larger of the starting model's loss "
+                f"({start:.3g}) and the mean sample weight: training has likely diverged. Use "
                 f"a lower learning_rate_init (now {self.learning_rate_init:g}).",
                 ConvergenceWarning)
         # Finite parameters can still give infinite outputs once they have blown up: check the
@@ -442,16 +441,25 @@ class BaseFactorizationMachine(BaseEstimator):
                           "optimization hasn't converged yet.", ConvergenceWarning)
         return self
 
-    def _loss_scale(self, Y, sw):
-        """(initial, scale): the mean training loss of a model whose outputs are all 0 (the
-        initial model, up to its small random factors), and the larger of it and the mean
-        sample weight (the yardstick of the divergence checks)."""
+    def _loss_scale(self, X, Y, sw, first_call):
+        """(start, scale) for the divergence checks.  ``start`` is the mean training loss (as
+        loss_curve_ counts it) of the model training starts from: on a first fit one whose
+        outputs are all 0 (the initial model, up to its small random factors), on a continued
+        fit (warm_start, partial_fit) the fitted model on these rows, which new data may
+        legitimately put far above the zero model.  ``scale`` is the largest of it, the zero
+        model's loss and the mean sample weight."""
         msw = float(np.mean(sw)) if len(sw) else 1.0
         if self._loss_id == LOGISTIC:
-            base = float(np.log(2.0) * msw * Y.shape[1])
+            zero = float(np.log(2.0) * msw * Y.shape[1])
         else:
-            base = 0.5 * float(np.mean(sw[:, None] * Y * Y)) * Y.shape[1]
-        return base, max(base, msw)
+            zero = 0.5 * float(np.mean(sw[:, None] * Y * Y)) * Y.shape[1]
+        start = zero
+        if not first_call and msw > 0:
+            with np.errstate(all="ignore"):
+                start = self._mean_loss(X, Y, sw) * msw
+            if not np.isfinite(start):
+                start = zero
+        return start, max(start, zero, msw)
 
     def _diverged(self, when, what, how="became non-finite"):
         self._forget()
@@ -496,6 +504,17 @@ def _writeable(arrays):
     trainer updates them in place."""
     return {k: np.array(v) if isinstance(v, np.ndarray) and not v.flags.writeable else v
             for k, v in arrays.items()}
+
+
+def _validation_rows(n, fraction):
+    """Rows early stopping holds out of n (as train_test_split counts them); at least one must
+    be left on either side."""
+    n_va = int(np.ceil(fraction * n))
+    if n_va == 0 or n_va >= n:
+        raise ValueError(
+            f"early_stopping needs at least one training and one validation row; got {n} rows "
+            f"with validation_fraction={fraction}.")
+    return n_va
 
 
 def _can_stratify(y):

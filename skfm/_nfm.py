@@ -181,14 +181,16 @@ class _NFMMixin:
     _structural_params = ("n_factors", "hidden_layer_sizes", "batch_norm")
 
     def _make_core(self):
-        hidden = self._fitted_or_current("hidden_layer_sizes")
+        # prediction reads the layout stored with the parameters (params["layout"]); training
+        # with another layout is refused by the structure check of _fit
+        hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
         if any(not isinstance(n, Integral) or isinstance(n, (bool, np.bool_)) or n < 1
                for n in hidden):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got "
                              f"{self.hidden_layer_sizes!r}.")
         return NFMCore(hidden, self.activation, self.dropout_bi, self.dropout_hidden,
-                       self._fitted_or_current("batch_norm"))
+                       self.batch_norm)
 
 
 class NFMClassifier(_NFMMixin, FMClassifierMixin, BaseFactorizationMachine):

@@ -348,30 +348,16 @@ def test_changed_layout_after_fit(change):
     clf = NFMClassifier(n_factors=4, hidden_layer_sizes=(4,), max_iter=2, warm_start=True,
                         random_state=0).fit(X, y)
     before = clf.decision_function(X)
+    sal = clf.saliency(X, y)
     clf.set_params(**change)
     np.testing.assert_array_equal(clf.decision_function(X), before)
+    np.testing.assert_array_equal(clf.saliency(X, y), sal)
     name = next(iter(change))
     with pytest.raises(ValueError, match=f"{name}=.*but the model was fitted with {name}="):
         clf.fit(X, y)
     with pytest.raises(ValueError, match=name):
         clf.partial_fit(X, y)
     np.testing.assert_array_equal(clf.decision_function(X), before)
-
-
-def test_stored_zeros_change_nothing():
-    X, y = _data()
-    C = X.tocoo()
-    A = X.toarray()
-    zr, zc = np.nonzero(A == 0)
-    pick = np.unique(zr, return_index=True)[1]  # one stored 0.0 in every row
-    Z = sp.csr_matrix((np.concatenate([C.data, np.zeros(len(pick))]),
-                       (np.concatenate([C.row, zr[pick]]), np.concatenate([C.col, zc[pick]]))),
-                      shape=X.shape)
-    assert (Z.data == 0).sum() == len(pick) and np.array_equal(Z.toarray(), A)
-    clf = NFMClassifier(n_factors=4, hidden_layer_sizes=(4,), max_iter=2, random_state=0)
-    ref = clf.fit(X, y).decision_function(X)
-    np.testing.assert_array_equal(clf.decision_function(Z), ref)
-    np.testing.assert_array_equal(clf.fit(Z, y).decision_function(X), ref)
 
 
 _MINIBATCH_LIMITATIONS = {

@@ -521,6 +521,12 @@ def test_early_stopping_on_tiny_data_names_the_problem():
     y = np.array([0, 1, 0, 1, 0, 1])
     with pytest.raises(ValueError, match="early_stopping needs at least one training and one"):
         FMClassifier(early_stopping=True, validation_fraction=0.99).fit(X, y)
+    # on a fitted estimator too, which that failed refit leaves unfitted (no fresh random init)
+    clf = FMClassifier(n_factors=2, max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="early_stopping needs"):
+        clf.set_params(early_stopping=True, validation_fraction=0.99).fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
     # too few rows to stratify 2 classes into a 1-row validation split: split unstratified
     FMClassifier(n_factors=2, early_stopping=True, max_iter=2).fit(X[:4], y[:4])
 
@@ -530,3 +536,37 @@ def test_saliency_of_a_regressor_rejects_2d_y(reg_data):
     reg = FMRegressor(n_factors=2, max_iter=2).fit(X, y)
     with pytest.raises(ValueError, match="1d array"):
         reg.saliency(X[:3], np.ones((3, 2)))
+
+
+@pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
+def test_continued_fit_on_shifted_data_is_not_divergence(reg_data):
+    """The yardstick of a continued fit is the fitted model's loss on the new rows, not the
+    zero model's: a model of targets near 3000 meets targets near 0 with a huge loss, and that
+    is no divergence (neither an error nor the warning)."""
+    X, y = reg_data
+    reg = FMRegressor(n_factors=2, max_iter=40, batch_size=8, learning_rate_init=0.5, tol=0,
+                      random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter reached
+        reg.fit(X, y + 3000)
+    assert abs(np.mean(reg.predict(X)) - 3000 - np.mean(y)) < 50
+    reg.partial_fit(X[:32], y[:32])
+    reg.set_params(warm_start=True, max_iter=1).fit(X, y)
+    assert reg.n_iter_ == 42
+
+
+def test_stored_zeros_are_dropped_with_canonicalisation():
+    """to_csr_data drops stored zeros (also those that summed duplicates leave) on a copy:
+    AFM's attention runs over a row's stored entries (test_afm checks the model)."""
+    from skfm._base import to_csr_data
+    X = sp.csr_matrix(np.array([[1.0, 0, 2], [0, 3, 0], [0, 0, 0]]))
+    Z = sp.csr_matrix((np.array([1.0, 0.0, 2.0, 3.0, -1.0, 1.0, 0.0]),
+                       np.array([0, 1, 2, 1, 2, 2, 0]), np.array([0, 3, 6, 7])), shape=(3, 3))
+    before = (Z.data.copy(), Z.indices.copy(), Z.indptr.copy())
+    for M in (Z, Z.astype(np.float32)):  # sorted with a zero; duplicates summing to zero
+        c = to_csr_data(M, np.float64)
+        np.testing.assert_array_equal(c.indptr, X.indptr)
+        np.testing.assert_array_equal(c.indices, X.indices)
+        np.testing.assert_array_equal(c.data, X.data)
+    for a, b in zip(before, (Z.data, Z.indices, Z.indptr)):
+        np.testing.assert_array_equal(a, b)
