@@ -58,6 +58,17 @@ def gather_sizes(src0, src1, order, ip):
     return ip[m]
 
 
+@njit(cache=True, inline="always")
+def _prefetch_row(ip, ind, dat, y, sw, r):
+    """Prefetch the first nonzero (indices, data), label and weight of row r of a source."""
+    a = ip[r]
+    if a < ind.shape[0]:
+        prefetch(ind, a)
+        prefetch(dat, a)
+    prefetch(y, r)
+    prefetch(sw, r)
+
+
 @njit(cache=True, parallel=True)
 def gather_fill(src0, src1, order, ip, ind, dat, y, sw):
     """The nonzeros, labels and weights of gather_rows' block into ``ind``, ``dat`` (at least
@@ -70,20 +81,9 @@ def gather_fill(src0, src1, order, ip, ind, dat, y, sw):
         if i + _AHEAD_ROW < m:
             ra = order[i + _AHEAD_ROW]
             if ra < n0:
-                a = ip0[ra]
-                if a < ind0.shape[0]:
-                    prefetch(ind0, a)
-                    prefetch(dat0, a)
-                prefetch(y0, ra)
-                prefetch(sw0, ra)
+                _prefetch_row(ip0, ind0, dat0, y0, sw0, ra)
             else:
-                ra -= n0
-                a = ip1[ra]
-                if a < ind1.shape[0]:
-                    prefetch(ind1, a)
-                    prefetch(dat1, a)
-                prefetch(y1, ra)
-                prefetch(sw1, ra)
+                _prefetch_row(ip1, ind1, dat1, y1, sw1, ra - n0)
         r = order[i]
         o = ip[i]
         if r < n0:
