@@ -139,13 +139,8 @@ class BaseFactorizationMachine(BaseEstimator):
     _structural_params = ("n_factors",)
 
     def _structure(self):
-        out = {}
-        for name in self._structural_params:
-            v = getattr(self, name)
-            if name == "hidden_layer_sizes":
-                v = (v,) if isinstance(v, Integral) else tuple(v)
-            out[name] = v
-        return out
+        """The structural hyperparameters as set now (subclasses normalise theirs)."""
+        return {name: getattr(self, name) for name in self._structural_params}
 
     def _fitted_or_current(self, name):
         """A structural hyperparameter as the model was fitted with it (as set, before fit)."""
@@ -287,12 +282,11 @@ class BaseFactorizationMachine(BaseEstimator):
     def _fit(self, X, y, sample_weight, incremental, epochs, classes, partial):
         first_call = not incremental
         if not first_call:
-            fitted = getattr(self, "_fitted_structure", None)
-            now = self._structure()
-            for name in now if fitted is not None else ():
-                if name in fitted and now[name] != fitted[name]:
+            fitted = getattr(self, "_fitted_structure", None) or {}
+            for name, value in self._structure().items():
+                if fitted.get(name, value) != value:
                     raise ValueError(
-                        f"{name}={now[name]!r}, but the model was fitted with "
+                        f"{name}={value!r}, but the model was fitted with "
                         f"{name}={fitted[name]!r}; {'partial_fit' if partial else 'warm_start'} "
                         f"continues the fitted model, whose parameters have that shape. Set "
                         f"{name} back to {fitted[name]!r}, or fit a new model "

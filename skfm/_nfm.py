@@ -180,11 +180,17 @@ _NFM_CONSTRAINTS = {
 class _NFMMixin:
     _structural_params = ("n_factors", "hidden_layer_sizes", "batch_norm")
 
+    def _hidden(self):
+        hidden = self.hidden_layer_sizes
+        return (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+
+    def _structure(self):
+        return dict(super()._structure(), hidden_layer_sizes=self._hidden())
+
     def _make_core(self):
         # prediction reads the layout stored with the parameters (params["layout"]); training
         # with another layout is refused by the structure check of _fit
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        hidden = self._hidden()
         if any(not isinstance(n, Integral) or isinstance(n, (bool, np.bool_)) or n < 1
                for n in hidden):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got "

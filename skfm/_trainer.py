@@ -132,10 +132,10 @@ class Workspace:
         too short."""
         dtype = np.dtype(dtype)
         a = self._bufs.get(name)
-        if a is None or a.dtype != dtype or a.shape[0] < size:
-            cap = size if a is None or a.dtype != dtype else max(size, a.shape[0] + a.shape[0] // 4)
-            a = np.empty(cap, dtype)
-            self._bufs[name] = a
+        if a is None or a.dtype != dtype:
+            a = self._bufs[name] = np.empty(size, dtype)
+        elif a.shape[0] < size:
+            a = self._bufs[name] = np.empty(max(size, a.shape[0] * 5 // 4), dtype)
         return a[:size]
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 from numba import njit, prange
 
-from .prefetch import prefetch
+from .prefetch import prefetch, prefetch_nonzeros
 
 #: rows ahead that gather_sizes prefetches the indptr entries of (_AHEAD_PTR), and gather_fill the
 #: first nonzero (indices, data), label and weight of (_AHEAD_ROW)
@@ -61,10 +61,7 @@ def gather_sizes(src0, src1, order, ip):
 @njit(cache=True, inline="always")
 def _prefetch_row(ip, ind, dat, y, sw, r):
     """Prefetch the first nonzero (indices, data), label and weight of row r of a source."""
-    a = ip[r]
-    if a < ind.shape[0]:
-        prefetch(ind, a)
-        prefetch(dat, a)
+    prefetch_nonzeros(ip, ind, dat, r)
     prefetch(y, r)
     prefetch(sw, r)
 

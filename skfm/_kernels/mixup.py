@@ -9,7 +9,7 @@ mixed with the same ``lam``.
 import numpy as np
 from numba import njit, prange
 
-from .prefetch import prefetch, prefetch_row
+from .prefetch import prefetch, prefetch_nonzeros, prefetch_row
 from .rng import beta, randint, stream_key
 
 _AHEAD_PTR = 32  # rows ahead whose indptr entries mix_rows prefetches
@@ -89,14 +89,6 @@ def draw_candidates(offset, n_parents, n, p, seed, epoch, a, b):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_nonzeros(indptr, indices, data, r):
-    a = indptr[r]
-    if a < indices.shape[0]:
-        prefetch(indices, a)
-        prefetch(data, a)
-
-
-@njit(cache=True, inline="always")
 def _merged_nnz(indices, a1, e1, a2, e2):
     n = 0
     while a1 < e1 and a2 < e2:
@@ -139,8 +131,8 @@ def mix_sizes(indptr, indices, data, parents, partners, out_ptr):
             prefetch(indptr, parents[i + _AHEAD_PTR])
             prefetch(indptr, partners[i + _AHEAD_PTR])
         if i + _AHEAD_ROW < m:
-            _prefetch_nonzeros(indptr, indices, data, parents[i + _AHEAD_ROW])
-            _prefetch_nonzeros(indptr, indices, data, partners[i + _AHEAD_ROW])
+            prefetch_nonzeros(indptr, indices, data, parents[i + _AHEAD_ROW])
+            prefetch_nonzeros(indptr, indices, data, partners[i + _AHEAD_ROW])
         r1 = parents[i]
         r2 = partners[i]
         out_ptr[i + 1] = _merged_nnz(indices, indptr[r1], indptr[r1 + 1], indptr[r2],
@@ -162,7 +154,7 @@ def mix_fill(indptr, indices, data, y, sw, parents, partners, lams, out_ptr, out
     for i in prange(m):
         if i + _AHEAD_ROW < m:
             for r in (parents[i + _AHEAD_ROW], partners[i + _AHEAD_ROW]):
-                _prefetch_nonzeros(indptr, indices, data, r)
+                prefetch_nonzeros(indptr, indices, data, r)
                 prefetch(sw, r)
                 prefetch(y[r], 0)
         r1 = parents[i]

@@ -43,3 +43,12 @@ def prefetch_row(A, r):
     step = max(1, _LINE // A.itemsize)
     for c in range(0, row.shape[0], step):
         prefetch(row, c)
+
+
+@njit(cache=True, inline="always")
+def prefetch_nonzeros(indptr, indices, data, r):
+    """Prefetch the first nonzero (its index and value) of CSR row r."""
+    a = indptr[r]
+    if a < indices.shape[0]:
+        prefetch(indices, a)
+        prefetch(data, a)
