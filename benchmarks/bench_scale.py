@@ -27,6 +27,7 @@ from skfm._base import to_csr_data
 from skfm._kernels import csr as kcsr
 from skfm._kernels import fm as kfm
 from skfm._kernels.optim import ADAM, adam_lr, row_coefs
+from skfm._trainer import feature_slots
 from skfm.datasets import make_frappe_like
 
 
@@ -143,6 +144,7 @@ def part_breakdown(quick):
         stT = np.zeros((2,) + T.shape, np.float32)
         st0 = np.zeros((2, 1))
         slot = np.full(X.shape[1], -1, np.int32)
+        slots = feature_slots(X.shape[1], threads, 3 * T.nbytes)  # as fit's: a lane per thread
         blk = kcsr.gather_rows(src, empty, order)
         ip, ind, dat, yy, ss = blk
         S = np.empty((B, d), np.float32)
@@ -170,9 +172,9 @@ def part_breakdown(quick):
         t_gather = best_of(gather)
         t_fwd = best_of(lambda: [kfm.forward_batch(ip, ind, dat, yy, ss, s0, min(B, n - s0), w0,
                                                    T, S, Q, G, L, 0) for s0 in starts])
-        t_tr = best_of(lambda: [kcsr.transpose_batch(ip, ind, dat, s0, min(B, n - s0), slot,
-                                                      uniq, cnt, ptr, occ_b, occ_x)
-                                for s0 in starts])
+        tp = kcsr.transposer(ip, B, slots.shape[0], dat)
+        t_tr = best_of(lambda: [kcsr.batch_transposed(ip, ind, dat, k, B, slots, tp)
+                                for k in range(len(starts))])
         nus = [kcsr.transpose_batch(ip, ind, dat, s0, min(B, n - s0), slot, uniq, cnt, ptr,
                                     occ_b, occ_x) for s0 in starts]
         coef = np.empty(7, np.float32)
@@ -181,7 +183,7 @@ def part_breakdown(quick):
         t_upd = best_of(lambda: [kfm.grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, 0.0,
                                                       GT, stT, ADAM, coef, bad) for _ in starts])
         t_epoch = best_of(lambda: kfm.train_epoch(ip, ind, dat, yy, ss, B, w0, T, st0, stT, ADAM,
-                                                  1e-3, 0.9, 0.999, 1e-8, 0, 0, 0.0, True, slot))
+                                                  1e-3, 0.9, 0.999, 1e-8, 0, 0, 0.0, True, slots))
         T2 = T.copy()
         t_plain = best_of(lambda: plain_sgd_epoch(ip, ind, dat, yy, w0.copy(), T2, 1e-3))
         tot = t_gather + t_fwd + t_tr + t_upd

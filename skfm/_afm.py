@@ -105,13 +105,13 @@ class AFMCore:
                            self.attention_factor, self._mmax(X), pptr, pairs, weights)
         return pptr, pairs, weights
 
-    def train_epoch(self, params, state, block, hp, slot):
+    def train_epoch(self, params, state, block, hp, slots):
         loss, steps, status = kafm.train_epoch(
             *block, hp["batch_size"], params["w0"], params["T"], params["H"],
             self.attention_factor, int(params["seed"][0]), state["w0"], state["T"], state["H"],
             SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"], hp["epsilon"],
             state["t"], hp["loss_id"], hp["alpha"], self.attention_alpha, self.dropout,
-            int(hp.get("epoch", 0)), slot)
+            int(hp.get("epoch", 0)), slots)
         state["t"] += steps
         return loss, steps, status
 

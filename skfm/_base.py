@@ -20,7 +20,8 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
-from ._trainer import Augmenter, CSRData, Workspace, numba_threads, readonly, run_epoch
+from ._trainer import (Augmenter, CSRData, Workspace, feature_slots, numba_threads, readonly,
+                       run_epoch)
 
 
 #: the training loss at which training counts as diverged, as a multiple of the starting model's
@@ -366,7 +367,8 @@ class BaseFactorizationMachine(BaseEstimator):
         blown_up = _DIVERGED_FACTOR * scale
         Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see _trainer.readonly)
         augmenter = self._augmenter()
-        slot = np.full(self.n_features_in_, -1, np.int32)
+        slots = feature_slots(self.n_features_in_, self.n_jobs,
+                              sum(a.nbytes for prm in self._params for a in prm.values()))
         ws = Workspace()  # the epochs' large buffers, reused from epoch to epoch
         stopped = False
         with numba_threads(self.n_jobs):
@@ -375,7 +377,7 @@ class BaseFactorizationMachine(BaseEstimator):
                 epoch = self.n_iter_
                 loss, steps, status = run_epoch(core, self._params, self._states, Xc, Y,
                                                 sw, rng, epoch, hp, augmenter, self.shuffle,
-                                                slot, ws)
+                                                slots, ws)
                 self.n_iter_ += 1
                 self.t_ += steps
                 if status or not np.isfinite(loss):

@@ -8,9 +8,10 @@ estimator.  The estimator builds its core with ``_make_core()``.  Every core pro
 - ``init_state(params, solver)`` -> optimizer state (moments of the touched rows and the dense part)
 - ``decision(params, X)`` -> f(x) for the rows of a :class:`~skfm._trainer.CSRData`
 - ``saliency(params, X, y, loss_id)`` -> per-row SMFM saliency (Eq. 5)
-- ``train_epoch(params, state, block, hp, slot)`` -> (loss sum, steps, status), ``block`` the
+- ``train_epoch(params, state, block, hp, slots)`` -> (loss sum, steps, status), ``block`` the
   epoch's rows in training order as (indptr, indices, data, y, sw); ``hp`` holds the optimizer
-  settings, ``loss_id``, ``alpha``, ``batch_size`` and the ``epoch`` number
+  settings, ``loss_id``, ``alpha``, ``batch_size`` and the ``epoch`` number; ``slots`` are the
+  feature maps of the batch transposition (``skfm._trainer.feature_slots``)
 
 and may provide ``select_partners`` (a closed-form SMFM candidate selector).  NFM and AFM
 (skfm._nfm, skfm._afm) plug in here with their own parameter dicts and kernels.  Kernels get the
@@ -58,11 +59,11 @@ class FMCore:
         return out
 
     @staticmethod
-    def train_epoch(params, state, block, hp, slot):
+    def train_epoch(params, state, block, hp, slots):
         loss, steps, status = kfm.train_epoch(
             *block, hp["batch_size"], params["w0"], params["T"], state["w0"],
             state["T"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
-            hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], True, slot)
+            hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], True, slots)
         state["t"] += steps
         return loss, steps, status
 

@@ -134,14 +134,14 @@ class NFMCore:
                                    params["bn_mean"], params["bn_var"], train, self.act, loss_id,
                                    alpha, slot)
 
-    def train_epoch(self, params, state, block, hp, slot):
+    def train_epoch(self, params, state, block, hp, slots):
         lay, offh, bn = self._static(params)
         loss, steps, status = knfm.train_epoch(
             *block, hp["batch_size"], params["w0"], params["T"], params["head"], lay, offh, bn,
             params["bn_mean"], params["bn_var"], BN_MOMENTUM, int(params["seed"][0]),
             int(hp.get("epoch", 0)), self.act, self.dropout_bi, self.dropout_hidden, state["w0"],
             state["T"], state["head"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"],
-            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slot)
+            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots)
         state["t"] += steps
         return loss, steps, status
 

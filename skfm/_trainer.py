@@ -77,6 +77,19 @@ def numba_threads(n_jobs):
         numba.set_num_threads(previous)
 
 
+#: feature_slots keeps its maps within the larger of this and an eighth of the model's memory
+_SLOTS_BUDGET = 64 << 20
+
+
+def feature_slots(n_features, n_jobs, model_nbytes):
+    """The feature maps of the trainer's batch transposition (csr.batch_transposed): one row of
+    -1s per lane, (lanes, n_features) int32.  A lane per thread, as far as the maps fit within
+    max(64 MiB, model_nbytes / 8); the number of lanes changes the speed, not the result."""
+    fit = max(_SLOTS_BUDGET, model_nbytes // 8) // (4 * max(1, n_features))
+    lanes = max(1, min(n_threads(n_jobs), fit))
+    return np.full((lanes, n_features), -1, np.int32)
+
+
 class CSRData:
     """A canonical CSR matrix as raw arrays: int64 indptr, int32 sorted duplicate-free indices."""
 
@@ -239,13 +252,13 @@ class Augmenter:
         return partners, lams
 
 
-def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle, slot,
+def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle, slots,
               ws=None):
     """One epoch for every output (task) of ``params``; returns (mean loss, n_steps, status).
 
     The epoch trains on the union of the original rows and the augmented rows, in one random
-    order shared by all outputs.  ``ws``, a Workspace, holds the epoch's large buffers; a fit
-    passes the same one to all its epochs."""
+    order shared by all outputs.  ``slots``: see feature_slots.  ``ws``, a Workspace, holds the
+    epoch's large buffers; a fit passes the same one to all its epochs."""
     n = X.n_rows
     n_out = Y.shape[1]
     if ws is None:
@@ -275,7 +288,7 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
         swb = ws.array("block_sw", (m,), np.float64)
         kcsr.gather_fill(s0, s1, order, ip, ind, dat, yb, swb)
         block = tuple(readonly(a) for a in (ip, ind, dat, yb, swb))
-        loss, steps, status = core.train_epoch(params[k], states[k], block, hp, slot)
+        loss, steps, status = core.train_epoch(params[k], states[k], block, hp, slots)
         total += loss
         if status:
             return total / len(order), steps, status

@@ -187,7 +187,7 @@ def assert_one_sgd_step(obj, X, w0, T, Hv, y, sw, t, loss_id, alpha, att_alpha, 
     Xc = to_csr_data(X, np.float64)
     block = (Xc.indptr, Xc.indices, Xc.data, readonly(y), readonly(sw))  # as training's
     _, steps, status = core.train_epoch(params, state, block, hp,
-                                        np.full(T.shape[0], -1, np.int32))
+                                        np.full((1, T.shape[0]), -1, np.int32))
     assert (steps, status) == (1, 0)
     np.testing.assert_allclose(w0n, w0 - lr * g0, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(Tn, T - lr * gT, rtol=1e-7, atol=1e-9)  # untouched rows: grad 0

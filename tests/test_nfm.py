@@ -186,7 +186,7 @@ def test_gradient_and_sgd_step_over_several_row_blocks(hidden, act):
           "epsilon": 1e-8, "loss_id": LOGISTIC, "alpha": alpha, "epoch": 0}
     block = (X.indptr, X.indices, X.data, readonly(y), readonly(sw))  # as training's
     loss, steps, status = core.train_epoch(params, state, block, hp,
-                                           np.full(X.n_features, -1, np.int32))
+                                           np.full((1, X.n_features), -1, np.int32))
     assert (steps, status) == (1, 0)
     np.testing.assert_allclose(loss / n, objective(w0, T, head) - 0.5 * alpha * np.sum(T ** 2),
                                rtol=1e-10)

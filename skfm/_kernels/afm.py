@@ -41,7 +41,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .csr import batch_capacity, transpose_batch, transpose_buffers
+from .csr import (LANES, batch_capacity, batch_transposed, lane_range, transpose_batch,
+                  transpose_buffers, transposer)
 from .losses import loss_deriv, loss_value
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .prefetch import prefetch_row
@@ -50,7 +51,6 @@ from .rng import stream_key, uniform
 _RCH = 8  # rows per task of the training phase 1 (fixed: results must not depend on threads)
 _AHEAD = 16  # pairs between a pair-cache row's prefetch and its use
 _CHUNK = 16  # rows per task in prediction-style loops
-_STRIDE = 64  # round-robin lanes of the per-feature loop
 
 
 def head_size(d, t):
@@ -329,8 +329,8 @@ def _feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT):
 def phase2(nu, uniq, ptr, occ_p, GN, base, T, alpha, GT, stT, solver, coef, bad, update):
     """The batch's unique features in parallel: gradient row (sum over its nonzeros in row order
     plus alpha T_j), then (if update) the lazy optimizer update of that row."""
-    for lane in prange(_STRIDE):
-        for u in range(lane, nu, _STRIDE):
+    for lane in prange(LANES):
+        for u in range(*lane_range(lane, nu, ptr)):
             _feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT)
             if update:
                 ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
@@ -376,10 +376,7 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, at
     phase1(indptr, indices, data, y, sw, zero, B, w0, T, H, Wc, t, loss_id, 0.0, zero, zero, zero,
            mmax, G, L, GN, HG)
     pos = np.arange(indptr[B]).astype(np.int64)
-    uniq = np.empty(nnz, np.int32)
-    cnt = np.empty(nnz, np.int64)
-    ptr = np.empty(nnz + 1, np.int64)
-    occ_b = np.empty(nnz, np.int32)
+    uniq, cnt, ptr, occ_b = transpose_buffers(nnz)
     occ_p = np.empty(nnz, np.int64)
     nu = transpose_batch(indptr, indices, pos, zero, B, slot, uniq, cnt, ptr, occ_b, occ_p)
     GT = np.empty((nu, d + 1), T.dtype)
@@ -409,8 +406,9 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, at
 @njit(cache=True)
 def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0, stT, stH,
                 solver, lr, beta_1, beta_2, eps, step, loss_id, alpha, att_alpha, rate, epoch,
-                slot):
+                slots):
     """One pass over the rows of an epoch block (already in training order) in minibatches.
+    ``slots``: see csr.batch_transposed.
 
     Returns (sum of weighted row losses, steps taken, status) with status 0 = fine, 1 = a
     non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
@@ -425,8 +423,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
     HG = np.empty((n_chunks_max, H.shape[0]))
     gH = np.empty(H.shape[0])
     pos = np.arange(indptr[n]).astype(np.int64)
-    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
-    occ_p = np.empty(cap, np.int64)
+    tp = transposer(indptr, batch_size, slots.shape[0], pos)
     GT = np.empty((cap, d + 1), T.dtype)
     bad = np.zeros(cap, np.uint8)
     g0 = np.empty(1)
@@ -448,7 +445,8 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0
         if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
             return total, n_steps, 1
         total += batch_loss
-        nu = transpose_batch(indptr, indices, pos, start, B, slot, uniq, cnt, ptr, occ_b, occ_p)
+        nu, uniq, ptr, occ_b, occ_p = batch_transposed(indptr, indices, pos, start // batch_size,
+                                                       batch_size, slots, tp)
         step += 1
         n_steps += 1
         lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr

@@ -18,13 +18,13 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .csr import batch_capacity, gather_rows, transpose_batch, transpose_buffers
+from .csr import (LANES, batch_capacity, batch_transposed, gather_rows, lane_range,
+                  transpose_batch, transpose_buffers, transposer)
 from .losses import loss_deriv, loss_value
 from .mixup import draw_one, start_ahead, step_ahead
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 
 _CHUNK = 256  # rows per task in prediction-style loops
-_STRIDE = 64  # round-robin lanes of the per-feature loop (load balance; independent of threads)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -124,8 +124,8 @@ def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
     """Phase 2 without the update (for batch_gradient): the batch's unique features in parallel."""
-    for lane in prange(_STRIDE):
-        for u in range(lane, nu, _STRIDE):
+    for lane in prange(LANES):
+        for u in range(*lane_range(lane, nu, ptr)):
             _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
 
 
@@ -133,12 +133,10 @@ def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
 def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, coef, bad):
     """Phase 2 of a training step: each unique feature's gradient row, then its lazy optimizer
     update, in one parallel loop over the features (each row has a single owner)."""
-    # Features come in order of first appearance, so the frequent ones (with the most
-    # occurrences) cluster at the front: deal them out round-robin over _STRIDE lanes instead of
-    # prange's contiguous blocks.  Each feature still has one owner and a fixed summation order,
-    # so the result does not depend on the number of threads.
-    for lane in prange(_STRIDE):
-        for u in range(lane, nu, _STRIDE):
+    # Each feature has one owner and a fixed summation order, so the result does not depend
+    # on the split into lanes (csr.lane_range) or threads.
+    for lane in prange(LANES):
+        for u in range(*lane_range(lane, nu, ptr)):
             _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
             ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
             bad[u] = 0 if ok else 1
@@ -189,9 +187,9 @@ def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
 
 @njit(cache=True, fastmath=FASTMATH)
 def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solver, lr, beta_1,
-                beta_2, eps, step, loss_id, alpha, fit_intercept, slot):
+                beta_2, eps, step, loss_id, alpha, fit_intercept, slots):
     """One pass over the rows of an epoch block (already in training order) in minibatches:
-    forward, transpose, gradients, lazy update.
+    forward, transpose, gradients, lazy update.  ``slots``: see csr.batch_transposed.
 
     Returns (sum of weighted row losses, number of steps taken, status) with status 0 = fine,
     1 = a non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
@@ -203,8 +201,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
     Q = np.empty((Bmax, d), T.dtype)
     G = np.empty(Bmax, T.dtype)
     L = np.empty(Bmax)
-    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
-    occ_x = np.empty(cap, T.dtype)
+    tp = transposer(indptr, batch_size, slots.shape[0], data)
     GT = np.empty((cap, d + 1), T.dtype)
     bad = np.zeros(cap, np.uint8)
     g0 = np.empty(1)
@@ -222,7 +219,8 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solve
         if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
             return total, n_steps, 1
         total += batch_loss
-        nu = transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+        nu, uniq, ptr, occ_b, occ_x = batch_transposed(indptr, indices, data, start // batch_size,
+                                                       batch_size, slots, tp)
         step += 1
         n_steps += 1
         lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr

@@ -33,7 +33,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .csr import batch_capacity, transpose_batch, transpose_buffers
+from .csr import (LANES, batch_capacity, batch_transposed, lane_range, transpose_batch,
+                  transpose_buffers, transposer)
 from .fm import _row_sums, _table_bits, _table_clear, _table_fill_pos, _table_find
 from .losses import loss_deriv, loss_value, sigmoid
 from .mixup import start_ahead, step_ahead
@@ -56,7 +57,6 @@ BN_EPS = 1e-5
 TRAIN = 0  # fused_batch modes
 DECIDE = 1
 SALIENCY = 2
-_STRIDE = 64
 _CHUNK = 1024
 _MM = 128  # rows per matrix product of the dense layers
 _SEL_BLOCKS = 8  # blocks of candidates per parallel task in select_partners
@@ -471,16 +471,16 @@ def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
-    for lane in prange(_STRIDE):
-        for u in range(lane, nu, _STRIDE):
+    for lane in prange(LANES):
+        for u in range(*lane_range(lane, nu, ptr)):
             _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT, stT, solver, coef,
                      bad):
-    for lane in prange(_STRIDE):
-        for u in range(lane, nu, _STRIDE):
+    for lane in prange(LANES):
+        for u in range(*lane_range(lane, nu, ptr)):
             _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
             ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
             bad[u] = 0 if ok else 1
@@ -797,9 +797,10 @@ def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0,
 @njit(cache=True, fastmath=FASTMATH)
 def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, offh, bn,
                 bn_mean, bn_var, momentum, seed, epoch, act, p_bi, p_hid, st0, stT, stH, solver,
-                lr, beta_1, beta_2, eps, step, loss_id, alpha, slot):
+                lr, beta_1, beta_2, eps, step, loss_id, alpha, slots):
     """One pass over an epoch block in minibatches: forward (train mode), backward, lazy update
-    of the touched rows of T, dense update of w0 and head, BN running averages.
+    of the touched rows of T, dense update of w0 and head, BN running averages.  ``slots``: see
+    csr.batch_transposed.
 
     Returns (sum of weighted row losses, steps taken, status) with status 0 = fine, 1 = a
     non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
@@ -825,8 +826,7 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
     GH = np.zeros(head.shape[0])
     LP = np.empty((Bmax + _MM - 1) // _MM)
     GHP = np.empty((0 if bn else LP.shape[0], head.shape[0]))
-    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
-    occ_x = np.empty(cap, T.dtype)
+    tp = transposer(indptr, batch_size, slots.shape[0], data)
     GT = np.empty((cap, d + 1), T.dtype)
     bad = np.zeros(cap, np.uint8)
     g0 = np.empty(1)
@@ -866,7 +866,8 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, o
                 bn_var[c] = (1.0 - momentum) * bn_var[c] + momentum * VAR[c] * unb
         else:
             _sum_blocks(GHP, nch, GH)
-        nu = transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x)
+        nu, uniq, ptr, occ_b, occ_x = batch_transposed(indptr, indices, data, start // batch_size,
+                                                       batch_size, slots, tp)
         step += 1
         n_steps += 1
         lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr

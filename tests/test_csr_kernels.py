@@ -1,0 +1,138 @@
+"""The trainer's batch transposition (skfm._kernels.csr) against a plain Python transposition.
+
+A batch of rows [k B, (k + 1) B) of a CSR block, transposed: its unique features in order of
+first appearance and, per feature, the rows (within the batch, ascending) where it occurs with
+their values.  The expected result is built with a dict and lists, row by row.
+"""
+import numba
+import numpy as np
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from skfm._kernels import csr as kcsr
+from skfm._kernels import fm as kfm
+from skfm import _trainer as trainer
+from skfm._trainer import feature_slots, readonly
+
+SETTINGS = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def naive_transpose(X, start, B):
+    """(features in order of first appearance, {feature: [(row in batch, value), ...]})."""
+    order, occ = [], {}
+    for b in range(B):
+        row = X[start + b]
+        for j, x in zip(row.indices, row.data):
+            if j not in occ:
+                order.append(j)
+                occ[j] = []
+            occ[j].append((b, x))
+    return order, occ
+
+
+def random_block(seed, n_rows, n_features, max_nnz, dtype):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_rows):
+        # skewed features, as in real data: a few frequent ones and a long tail
+        k = rng.integers(0, max_nnz + 1)
+        cols = np.unique(np.minimum(rng.zipf(1.3, k) - 1, n_features - 1))
+        rows.append(cols)
+    indptr = np.zeros(n_rows + 1, np.int64)
+    indptr[1:] = np.cumsum([len(r) for r in rows])
+    indices = (np.concatenate(rows) if rows else np.empty(0)).astype(np.int32)
+    data = rng.uniform(0.5, 2.0, indices.shape[0]).astype(dtype)
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_features))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31), n_rows=st.integers(1, 60), n_features=st.integers(1, 40),
+       max_nnz=st.integers(0, 8), batch_size=st.integers(1, 17), lanes=st.integers(1, 4),
+       positions=st.booleans())
+def test_batch_transposed_equals_naive_transposition(seed, n_rows, n_features, max_nnz,
+                                                     batch_size, lanes, positions):
+    """Every batch of a block, asked for in order, equals the naive transposition (AFM transposes
+    the nonzeros' positions, int64, instead of their values); the lanes' feature maps are all -1
+    again afterwards."""
+    X = random_block(seed, n_rows, n_features, max_nnz, np.float32)
+    ip, ind = readonly(X.indptr.astype(np.int64)), readonly(X.indices)
+    vals = np.arange(X.nnz, dtype=np.int64) if positions else readonly(X.data)
+    slots = np.full((lanes, n_features), -1, np.int32)
+    tp = kcsr.transposer(ip, batch_size, lanes, vals)
+    for k, start in enumerate(range(0, n_rows, batch_size)):
+        B = min(batch_size, n_rows - start)
+        nu, uniq, ptr, occ_b, occ_x = kcsr.batch_transposed(ip, ind, vals, k, batch_size, slots,
+                                                             tp)
+        order, occ = naive_transpose(X, start, B)
+        assert list(uniq[:nu]) == order
+        for u, j in enumerate(order):
+            got = list(zip(occ_b[ptr[u]:ptr[u + 1]], occ_x[ptr[u]:ptr[u + 1]]))
+            if positions:  # position p of the block holds the value X.data[p]
+                got = [(b, X.data[p]) for b, p in got]
+            assert got == occ[j]
+    assert (slots == -1).all()
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31), n_rows=st.integers(1, 300), n_features=st.integers(1, 200),
+       max_nnz=st.integers(0, 12))
+def test_lane_range_partitions_features_in_balanced_contiguous_ranges(seed, n_rows, n_features,
+                                                                     max_nnz):
+    """The lanes' ranges tile [0, nu) in order, and no lane costs more than an equal share of
+    the batch's cost plus one feature's (cost of u: FEATURE_COST + its occurrences)."""
+    X = random_block(seed, n_rows, n_features, max_nnz, np.float64)
+    ip = X.indptr.astype(np.int64)
+    uniq, cnt, ptr, occ_b = kcsr.transpose_buffers(max(1, X.nnz))
+    occ_x = np.empty(max(1, X.nnz))
+    slot = np.full(n_features, -1, np.int32)
+    nu = kcsr.transpose_batch(ip, X.indices, X.data, 0, n_rows, slot, uniq, cnt, ptr, occ_b,
+                              occ_x)
+    cost = kcsr.FEATURE_COST + np.diff(ptr[:nu + 1])
+    share = cost.sum() / kcsr.LANES
+    end = 0
+    for lane in range(kcsr.LANES):
+        u0, u1 = kcsr.lane_range(lane, nu, ptr)  # njit-compiled; callable from Python
+        assert u0 == end and u0 <= u1
+        end = u1
+        assert cost[u0:u1].sum() <= share + 1 + (cost.max() if nu else 0)
+    assert end == nu
+
+
+def test_fm_train_epoch_is_the_same_for_any_number_of_lanes():
+    """The FM training loop with 1, 2, 3 and 5 transposition lanes (several batch groups, a short
+    last batch): bit-identical parameters and losses."""
+    X = random_block(7, 700, 50, 9, np.float32)
+    rng = np.random.default_rng(0)
+    y = readonly(rng.integers(0, 2, X.shape[0]).astype(np.float64))
+    sw = readonly(np.ones(X.shape[0]))
+    ip, ind, dat = (readonly(a) for a in (X.indptr.astype(np.int64), X.indices, X.data))
+    T0 = rng.normal(0, 0.1, (50, 5)).astype(np.float32)
+    results = []
+    for lanes in (1, 2, 3, 5):
+        T, w0 = T0.copy(), np.zeros(1)
+        stT, st0 = np.zeros((2,) + T.shape, np.float32), np.zeros((2, 1))
+        slots = np.full((lanes, 50), -1, np.int32)
+        out = kfm.train_epoch(ip, ind, dat, y, sw, 64, w0, T, st0, stT, 2, 1e-2, 0.9, 0.999,
+                              1e-8, 0, 0, 1e-4, True, slots)
+        results.append((out, T, w0))
+        assert out[1:] == (11, 0) and (slots == -1).all()
+    for out, T, w0 in results[1:]:
+        assert out == results[0][0]
+        np.testing.assert_array_equal(T, results[0][1])
+        np.testing.assert_array_equal(w0, results[0][2])
+    assert not np.array_equal(results[0][1], T0)  # it trained
+
+
+def test_feature_slots_lanes_follow_threads_within_the_memory_budget(monkeypatch):
+    """A lane per thread, as far as (lanes, n_features) int32 fits within max(budget, an eighth of
+    the model's bytes); never fewer than one lane."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    s = feature_slots(100, -1, 0)
+    assert s.shape == (threads, 100) and s.dtype == np.int32 and (s == -1).all()
+    assert feature_slots(100, 1, 0).shape == (1, 100)
+    monkeypatch.setattr(trainer, "_SLOTS_BUDGET", 4000)
+    assert feature_slots(1000, -1, 0).shape == (1, 1000)  # a lane takes the whole budget
+    assert feature_slots(2000, -1, 0).shape == (1, 2000)  # over it: still one lane
+    assert feature_slots(1000, -1, 8 * 8000).shape == (min(2, threads), 1000)  # model / 8
