@@ -367,8 +367,10 @@ class BaseFactorizationMachine(BaseEstimator):
         blown_up = _DIVERGED_FACTOR * scale
         Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see _trainer.readonly)
         augmenter = self._augmenter()
+        n_epoch = Xc.n_rows + (augmenter.n_new(Xc.n_rows) if augmenter is not None else 0)
         slots = feature_slots(self.n_features_in_, self.n_jobs,
-                              sum(a.nbytes for prm in self._params for a in prm.values()))
+                              sum(a.nbytes for prm in self._params for a in prm.values()),
+                              -(-n_epoch // hp["batch_size"]))
         ws = Workspace()  # the epochs' large buffers, reused from epoch to epoch
         stopped = False
         with numba_threads(self.n_jobs):

@@ -81,13 +81,17 @@ def numba_threads(n_jobs):
 _SLOTS_BUDGET = 64 << 20
 
 
-def feature_slots(n_features, n_jobs, model_nbytes):
+def feature_slots(n_features, n_jobs, model_nbytes, n_batches=None):
     """The feature maps of the trainer's batch transposition (csr.batch_transposed): one row of
     -1s per lane, (lanes, n_features) int32.  A lane per thread, as far as the maps fit within
-    max(64 MiB, model_nbytes / 8); the number of lanes changes the speed, not the result."""
+    max(64 MiB, model_nbytes / 8), and no more lanes than an epoch's ``n_batches`` (a
+    partial_fit on a few rows needs one); the number of lanes changes the speed, not the
+    result."""
     fit = max(_SLOTS_BUDGET, model_nbytes // 8) // (4 * max(1, n_features))
-    lanes = max(1, min(n_threads(n_jobs), fit))
-    return np.full((lanes, n_features), -1, np.int32)
+    lanes = min(n_threads(n_jobs), fit)
+    if n_batches is not None:
+        lanes = min(lanes, n_batches)
+    return np.full((max(1, lanes), n_features), -1, np.int32)
 
 
 class CSRData:

@@ -63,8 +63,8 @@ def test_batch_transposed_equals_naive_transposition(seed, n_rows, n_features, m
     tp = kcsr.transposer(ip, batch_size, lanes, vals)
     for k, start in enumerate(range(0, n_rows, batch_size)):
         B = min(batch_size, n_rows - start)
-        nu, uniq, ptr, occ_b, occ_x = kcsr.batch_transposed(ip, ind, vals, k, batch_size, slots,
-                                                             tp)
+        nu, uniq, ptr, occ_b, occ_x = kcsr.batch_transposed(
+            ip, ind, vals, k, batch_size, slots, tp)
         order, occ = naive_transpose(X, start, B)
         assert list(uniq[:nu]) == order
         for u, j in enumerate(order):
@@ -78,8 +78,8 @@ def test_batch_transposed_equals_naive_transposition(seed, n_rows, n_features, m
 @SETTINGS
 @given(seed=st.integers(0, 2**31), n_rows=st.integers(1, 300), n_features=st.integers(1, 200),
        max_nnz=st.integers(0, 12))
-def test_lane_range_partitions_features_in_balanced_contiguous_ranges(seed, n_rows, n_features,
-                                                                     max_nnz):
+def test_lane_range_partitions_features_in_balanced_contiguous_ranges(
+        seed, n_rows, n_features, max_nnz):
     """The lanes' ranges tile [0, nu) in order, and no lane costs more than an equal share of
     the batch's cost plus one feature's (cost of u: FEATURE_COST + its occurrences)."""
     X = random_block(seed, n_rows, n_features, max_nnz, np.float64)
@@ -127,12 +127,35 @@ def test_fm_train_epoch_is_the_same_for_any_number_of_lanes():
 
 def test_feature_slots_lanes_follow_threads_within_the_memory_budget(monkeypatch):
     """A lane per thread, as far as (lanes, n_features) int32 fits within max(budget, an eighth of
-    the model's bytes); never fewer than one lane."""
+    the model's bytes), and no more than the epoch's batches; never fewer than one lane."""
     threads = numba.config.NUMBA_NUM_THREADS
     s = feature_slots(100, -1, 0)
     assert s.shape == (threads, 100) and s.dtype == np.int32 and (s == -1).all()
     assert feature_slots(100, 1, 0).shape == (1, 100)
+    assert feature_slots(100, -1, 0, n_batches=1).shape == (1, 100)
+    assert feature_slots(100, -1, 0, n_batches=0).shape == (1, 100)
     monkeypatch.setattr(trainer, "_SLOTS_BUDGET", 4000)
     assert feature_slots(1000, -1, 0).shape == (1, 1000)  # a lane takes the whole budget
     assert feature_slots(2000, -1, 0).shape == (1, 2000)  # over it: still one lane
     assert feature_slots(1000, -1, 8 * 8000).shape == (min(2, threads), 1000)  # model / 8
+
+
+def test_every_kernel_states_its_fastmath_flags():
+    """A kernel compiled without an explicit ``fastmath`` inherits its first caller's flags and
+    Numba's cache keeps that version for every caller: the model would depend on which estimator
+    (or test) compiled a shared helper first.  Every non-inlined kernel must state it."""
+    import importlib
+    import pkgutil
+
+    import skfm._kernels as pkg
+    from numba.core.registry import CPUDispatcher
+
+    missing = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"skfm._kernels.{info.name}")
+        for name, obj in vars(mod).items():
+            if (isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__
+                    and obj.targetoptions.get("inline", "never") != "always"
+                    and "fastmath" not in obj.targetoptions):
+                missing.append(f"{info.name}.{name}")
+    assert not missing, missing

@@ -12,4 +12,8 @@ of everything it calls) for each literal value, which doubled the cold compile t
 #: LLVM fast-math flags of the compute kernels: reassociation lets reductions over the factor
 #: dimension vectorise, contraction allows fused multiply-adds.  No "nnan"/"ninf": non-finite
 #: values must stay detectable (umap dropped full fastmath after it hid NaN/Inf).
+#: Every kernel that is not inline="always" states its ``fastmath`` (FASTMATH or False): Numba
+#: compiles a kernel that leaves it unset with the flags of its first caller and caches that
+#: version for every later caller, so Adam's update of w0 differed by an ulp depending on
+#: whether FM's (fastmath) or AFM's training loop compiled it first.
 FASTMATH = {"reassoc", "contract"}

@@ -66,7 +66,7 @@ def _head_parts(H, t, d):
     return H[bo:bo + t], H[bo + t:bo + 2 * t], H[bo + 2 * t:bo + 2 * t + d]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def max_row_nnz(indptr, start, n):
     m = 0
     for r in range(start, start + n):
@@ -248,7 +248,7 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
                 GN[rr, f + 1] = x * dE[i, f]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _chunk_buffers(rows, mmax, d, t, dtype):
     """Per-task buffers of a chunk of ``rows`` rows of at most ``mmax`` nonzeros."""
     P = rows * (mmax * (mmax - 1) // 2)
@@ -259,7 +259,7 @@ def _chunk_buffers(rows, mmax, d, t, dtype):
     return E, Pe, att, C
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _dropout_mask(mask, rate, seed, epoch, step, b, st):
     """Inverted dropout on the d units of the pooled vector of batch row b: stream
     (seed, epoch, step), then (key, b, 0); unit f uses the f-th draw."""
@@ -337,14 +337,14 @@ def phase2(nu, uniq, ptr, occ_p, GN, base, T, alpha, GT, stT, solver, coef, bad,
                 bad[u] = 0 if ok else 1
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _attention_weights(H, t, d, dtype):
     """W (t, d) as a contiguous array in the dtype of the feature table (the pair layer's
     matrix products run in that precision)."""
     return H[:t * d].reshape((t, d)).astype(dtype)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _head_grad(HG, n_chunks, H, t, d, att_alpha, gH):
     for k in range(gH.shape[0]):
         gH[k] = 0.0
@@ -356,7 +356,7 @@ def _head_grad(HG, n_chunks, H, t, d, att_alpha, gH):
             gH[k] += att_alpha * H[k]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, att_alpha, slot):
     """Gradient of the objective of the batch made of all rows of the CSR block, along the
     training code path (dropout off), without updating anything.  Objective:
@@ -403,7 +403,7 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, at
     return (obj + 0.5 * alpha * reg + 0.5 * att_alpha * wreg, g0, uniq[:nu].copy(), GT, gH)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0, stT, stH,
                 solver, lr, beta_1, beta_2, eps, step, loss_id, alpha, att_alpha, rate, epoch,
                 slots):

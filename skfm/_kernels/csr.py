@@ -10,7 +10,7 @@ _AHEAD_PTR = 32
 _AHEAD_ROW = 16
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def gather_rows(src0, src1, order):
     """Rows ``order`` of the union of two sources as one CSR block in that order.
 
@@ -30,7 +30,7 @@ def gather_rows(src0, src1, order):
     return ip, ind, dat, y, sw
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def gather_sizes(src0, src1, order, ip):
     """The row pointer of gather_rows' block into ``ip`` (len(order) + 1); returns its nnz.
 
@@ -66,7 +66,7 @@ def _prefetch_row(ip, ind, dat, y, sw, r):
     prefetch(sw, r)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def gather_fill(src0, src1, order, ip, ind, dat, y, sw):
     """The nonzeros, labels and weights of gather_rows' block into ``ind``, ``dat`` (at least
     ip[-1] long), ``y`` and ``sw`` (len(order) long), given its row pointer ``ip``."""
@@ -100,7 +100,7 @@ def gather_fill(src0, src1, order, ip, ind, dat, y, sw):
             sw[i] = sw1[r]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _transpose_into(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x, up):
     """transpose_batch's work, with ``up`` (the batch's nnz long) as scratch: the first pass
     notes each nonzero's feature number so that the second reads it back in order instead of
@@ -134,7 +134,7 @@ def _transpose_into(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b
     return nu
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b, occ_x):
     """Rows [start, start + B) of a CSR block, transposed by a counting sort in O(nnz).
 
@@ -152,7 +152,7 @@ def transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b
 BATCHES_PER_LANE = 2
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def transposer(indptr, batch_size, lanes, values):
     """Buffers of batch_transposed for an epoch block's batches of ``batch_size`` rows,
     transposed ``lanes * BATCHES_PER_LANE`` at a time, with values of ``values.dtype``:
@@ -169,7 +169,7 @@ def transposer(indptr, batch_size, lanes, values):
             np.empty(cap, np.int32))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def _transpose_group(indptr, indices, data, first, batch_size, slots, NU, uniq, cnt, ptr, occ_b,
                      occ_x, up):
     """Batches first, first + 1, ... (as many as NU holds and the block has) into the group
@@ -187,7 +187,7 @@ def _transpose_group(indptr, indices, data, first, batch_size, slots, NU, uniq, 
                                     occ_x[o:], up[o:])
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def batch_transposed(indptr, indices, data, k, batch_size, slots, tp):
     """Batch k (rows [k * batch_size, (k + 1) * batch_size)) of an epoch block, transposed as
     transpose_batch does: (nu, uniq, ptr, occ_b, occ_x), views into the buffers ``tp`` of
@@ -246,7 +246,7 @@ NOT_CANONICAL = 1  # a row's column indices are not strictly increasing (unsorte
 HAS_ZEROS = 2  # an explicitly stored zero
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def csr_status(indptr, indices, data):
     """0 for a CSR matrix whose rows have strictly increasing column indices (sorted, no
     duplicates) and no stored zeros; else the bits NOT_CANONICAL and HAS_ZEROS of what is off."""
@@ -271,7 +271,7 @@ def csr_status(indptr, indices, data):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def batch_capacity(indptr, batch_size):
     """The most nonzeros of any minibatch of an epoch block (the size of a batch's buffers)."""
     n = indptr.shape[0] - 1
@@ -281,7 +281,7 @@ def batch_capacity(indptr, batch_size):
     return cap
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def transpose_buffers(cap):
     """(uniq, cnt, ptr, occ_b) for transpose_batch on batches of at most ``cap`` nonzeros; the
     caller adds ``occ_x`` of the dtype it transposes (values or positions)."""

@@ -282,7 +282,7 @@ def _slot_of(j, bits):
     return ((j * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _table_bits(indptr):
     """log2 of the slots of a hash table that holds any row's features at most half full."""
     bits = 3

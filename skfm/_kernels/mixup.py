@@ -75,7 +75,7 @@ def step_ahead(i, last, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr,
         prefetch_partner_rows(RP[(i + 1) % 3], p, indptr, indices, data)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def draw_candidates(offset, n_parents, n, p, seed, epoch, a, b):
     """(partners, lams), each (n_parents, p): the candidates of first parents number
     offset .. offset + n_parents - 1 in Alg. 2 (Alg. 1 when p == 1)."""
@@ -120,7 +120,7 @@ def mix_rows(indptr, indices, data, y, sw, parents, partners, lams):
     return out_ptr, out_ind, out_dat, out_y, out_sw
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def mix_sizes(indptr, indices, data, parents, partners, out_ptr):
     """The row pointer of mix_rows' output into ``out_ptr`` (len(parents) + 1); returns its nnz.
     The random rows are prefetched a few rows ahead here and in mix_fill, as in
@@ -143,7 +143,7 @@ def mix_sizes(indptr, indices, data, parents, partners, out_ptr):
     return out_ptr[m]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def mix_fill(indptr, indices, data, y, sw, parents, partners, lams, out_ptr, out_ind, out_dat,
              out_y, out_sw):
     """The nonzeros, labels and weights of mix_rows' output into ``out_ind``, ``out_dat`` (at

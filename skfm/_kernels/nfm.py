@@ -438,7 +438,7 @@ def fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, off
                      offh, key, p_bi, p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _sum_blocks(GHP, nch, GH):
     """GH = sum of the first nch rows of GHP, in block order."""
     for j in range(GH.shape[0]):
@@ -486,7 +486,7 @@ def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT, stT, so
             bad[u] = 0 if ok else 1
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _width(layout):
     L = layout.shape[0] - 1
     return layout[L, ZOFF] + layout[L, SIZE]

@@ -20,7 +20,7 @@ ADAGRAD = 1
 ADAM = 2
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def adam_lr(lr, beta_1, beta_2, t):
     return lr * math.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
 
@@ -40,7 +40,7 @@ def update_elem(p, g, m, v, solver, lr, lr_t, beta_1, beta_2, eps):
     return p, m, v
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def row_coefs(coef, lr, lr_t, beta_1, beta_2, eps):
     """Fill ``coef`` (an array of the parameters' dtype, length 7) with the step's constants, so
     that float32 parameters are updated in float32 arithmetic (twice the SIMD width)."""
@@ -88,7 +88,7 @@ def update_row(P, S, G, u, j, solver, coef):
     return math.isfinite(total)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def update_dense(P, S, G, solver, lr, lr_t, beta_1, beta_2, eps):
     """Dense update of a flat parameter vector P with state S (2, len(P)) and gradient G."""
     ok = True

@@ -50,7 +50,7 @@ def randint(state, n):
     return min(int(uniform(state) * n), n - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def normal(state):
     """Standard normal (Box-Muller, one of the pair)."""
     u1 = uniform(state)
@@ -58,7 +58,7 @@ def normal(state):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def gamma(state, shape):
     """Gamma(shape, 1) by Marsaglia & Tsang (2000)."""
     boost = 1.0
@@ -78,7 +78,7 @@ def gamma(state, shape):
             return d * v * boost
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def beta(state, a, b):
     """Beta(a, b) as G_a / (G_a + G_b); Beta(1/2, 1/2) (the mixup default) directly as the
     arcsine law sin^2(pi U / 2), and Beta(1, 1) as U."""
@@ -95,7 +95,7 @@ def beta(state, a, b):
     return x / s
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def beta_samples(seed, n, a, b):
     """n Beta(a, b) draws from stream (seed, i, 0); used by the tests of the sampler."""
     out = np.empty(n)
