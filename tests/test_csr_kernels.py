@@ -50,17 +50,26 @@ def random_block(seed, n_rows, n_features, max_nnz, dtype):
 @SETTINGS
 @given(seed=st.integers(0, 2**31), n_rows=st.integers(1, 60), n_features=st.integers(1, 40),
        max_nnz=st.integers(0, 8), batch_size=st.integers(1, 17), lanes=st.integers(1, 4),
-       positions=st.booleans())
+       positions=st.booleans(), group_nnz=st.sampled_from([None, 1, 9, 40]))
 def test_batch_transposed_equals_naive_transposition(seed, n_rows, n_features, max_nnz,
-                                                     batch_size, lanes, positions):
+                                                     batch_size, lanes, positions, group_nnz):
     """Every batch of a block, asked for in order, equals the naive transposition (AFM transposes
     the nonzeros' positions, int64, instead of their values); the lanes' feature maps are all -1
-    again afterwards."""
+    again afterwards.  With a small ``max_group_nnz`` the groups hold fewer batches than
+    2 x lanes (one when a single batch exceeds it)."""
     X = random_block(seed, n_rows, n_features, max_nnz, np.float32)
     ip, ind = readonly(X.indptr.astype(np.int64)), readonly(X.indices)
     vals = np.arange(X.nnz, dtype=np.int64) if positions else readonly(X.data)
     slots = np.full((lanes, n_features), -1, np.int32)
-    tp = kcsr.transposer(ip, batch_size, lanes, vals)
+    if group_nnz is None:
+        tp = kcsr.transposer(ip, batch_size, lanes, vals)
+        g = 2 * lanes if X.nnz <= kcsr.GROUP_NNZ else None
+    else:
+        tp = kcsr.transposer(ip, batch_size, lanes, vals, group_nnz)
+        most = max(np.diff(X.indptr[::batch_size]).max(initial=0),
+                   X.indptr[-1] - X.indptr[(n_rows - 1) // batch_size * batch_size])
+        g = max(1, min(2 * lanes, group_nnz // max(1, most)))
+    assert tp[0].shape[0] == g
     for k, start in enumerate(range(0, n_rows, batch_size)):
         B = min(batch_size, n_rows - start)
         nu, uniq, ptr, occ_b, occ_x = kcsr.batch_transposed(
@@ -159,3 +168,29 @@ def test_every_kernel_states_its_fastmath_flags():
                     and "fastmath" not in obj.targetoptions):
                 missing.append(f"{info.name}.{name}")
     assert not missing, missing
+
+
+def test_estimators_are_the_same_for_any_number_of_transposition_lanes(monkeypatch):
+    """FM, SMFM, NFM and AFM (with dropout) fitted with 1, 2, 3 and 7 lanes of feature maps
+    (n_jobs only reaches as many lanes as the machine has threads): bit-identical models."""
+    from skfm import AFMClassifier, FMClassifier, NFMClassifier
+    from skfm import _base
+    from skfm.datasets import make_frappe_like
+
+    X, y = make_frappe_like(n_samples=600, random_state=3)
+    makers = [lambda: FMClassifier(n_factors=4, max_iter=2, batch_size=32, random_state=0),
+              lambda: FMClassifier(n_factors=4, max_iter=2, batch_size=32, random_state=0,
+                                   augmentation="saliency"),
+              lambda: NFMClassifier(n_factors=4, hidden_layer_sizes=(8,), max_iter=2,
+                                    batch_size=32, random_state=0),
+              lambda: AFMClassifier(n_factors=4, attention_factor=4, dropout=0.2, max_iter=1,
+                                    batch_size=32, random_state=0)]
+    for make in makers:
+        outs = []
+        for lanes in (1, 2, 3, 7):
+            monkeypatch.setattr(_base, "feature_slots",
+                                lambda n_features, *a, k=lanes: np.full((k, n_features), -1,
+                                                                        np.int32))
+            outs.append(make().fit(X, y).decision_function(X[:200]))
+        for o in outs[1:]:
+            np.testing.assert_array_equal(o, outs[0])

@@ -15,5 +15,8 @@ of everything it calls) for each literal value, which doubled the cold compile t
 #: Every kernel that is not inline="always" states its ``fastmath`` (FASTMATH or False): Numba
 #: compiles a kernel that leaves it unset with the flags of its first caller and caches that
 #: version for every later caller, so Adam's update of w0 differed by an ulp depending on
-#: whether FM's (fastmath) or AFM's training loop compiled it first.
+#: whether FM's (fastmath) or AFM's training loop compiled it first.  (Numba 0.68 inherits
+#: ``error_model``, ``nrt`` and ``forceinline`` the same way; the error model changes only what
+#: a division by zero does (exception or inf), and a review found no kernel dividing by a value
+#: that can be zero for validated input, e.g. epsilon > 0.)
 FASTMATH = {"reassoc", "contract"}

@@ -152,14 +152,23 @@ def transpose_batch(indptr, indices, data, start, B, slot, uniq, cnt, ptr, occ_b
 BATCHES_PER_LANE = 2
 
 
+#: the most nonzeros a group of batch_transposed may span, unless a single batch has more: its
+#: buffers take about 36 bytes per nonzero (36 MiB here), so a few large batches on many
+#: threads are transposed in smaller groups (one batch at a time at worst, as the loops did
+#: before grouping) instead of in buffers larger than the epoch block
+GROUP_NNZ = 1 << 20
+
+
 @njit(cache=True, fastmath=False)
-def transposer(indptr, batch_size, lanes, values):
+def transposer(indptr, batch_size, lanes, values, max_group_nnz=GROUP_NNZ):
     """Buffers of batch_transposed for an epoch block's batches of ``batch_size`` rows,
-    transposed ``lanes * BATCHES_PER_LANE`` at a time, with values of ``values.dtype``:
+    transposed ``lanes * BATCHES_PER_LANE`` at a time, fewer where that many batches would
+    span more than ``max_group_nnz`` nonzeros (at least one), with values of ``values.dtype``:
     (nu, uniq, cnt, ptr, occ_b, occ_x, up), each batch of a group at the offset of its first
     nonzero within the group (ptr: plus its number in the group)."""
     n = indptr.shape[0] - 1
-    g = lanes * BATCHES_PER_LANE
+    g = max(1, min(lanes * BATCHES_PER_LANE,
+                   max_group_nnz // max(1, batch_capacity(indptr, batch_size))))
     span = g * batch_size
     cap = 0
     for s in range(0, n, span):
@@ -173,7 +182,8 @@ def transposer(indptr, batch_size, lanes, values):
 def _transpose_group(indptr, indices, data, first, batch_size, slots, NU, uniq, cnt, ptr, occ_b,
                      occ_x, up):
     """Batches first, first + 1, ... (as many as NU holds and the block has) into the group
-    buffers; lane l transposes the batches l, l + lanes, ... of the group with ``slots[l]``."""
+    buffers; lane l transposes the batches l, l + lanes, ... of the group with ``slots[l]`` (a
+    group smaller than the lanes leaves some idle)."""
     n = indptr.shape[0] - 1
     lanes = slots.shape[0]
     nb = min(NU.shape[0], (n - first * batch_size + batch_size - 1) // batch_size)
