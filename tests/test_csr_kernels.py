@@ -6,6 +6,7 @@ their values.  The expected result is built with a dict and lists, row by row.
 """
 import numba
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -170,6 +171,7 @@ def test_every_kernel_states_its_fastmath_flags():
     assert not missing, missing
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimators_are_the_same_for_any_number_of_transposition_lanes(monkeypatch):
     """FM, SMFM, NFM and AFM (with dropout) fitted with 1, 2, 3 and 7 lanes of feature maps
     (n_jobs only reaches as many lanes as the machine has threads): bit-identical models."""
