@@ -279,19 +279,23 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
     total = 0.0
     steps = 0
     hp = dict(hp, epoch=epoch)  # cores with random training-time parts (dropout) key on it
+    # the epoch's rows in training order, read-only (see readonly); gathered once, as the
+    # outputs (one-vs-rest classes) share rows and weights and differ in their targets only
+    s0 = (X.indptr, X.indices, X.data, Y[:, 0], sw)
+    s1 = (src1[0], src1[1], src1[2], src1[3][:, 0], src1[4])
+    m = len(order)
+    ip = ws.array("block_indptr", (m + 1,), np.int64)
+    nnz = kcsr.gather_sizes(s0, s1, order, ip)
+    ind = ws.vector("block_indices", nnz, np.int32)
+    dat = ws.vector("block_data", nnz, X.data.dtype)
+    yb = ws.array("block_y", (m,), np.float64)
+    swb = ws.array("block_sw", (m,), np.float64)
+    block = tuple(readonly(a) for a in (ip, ind, dat, yb, swb))
     for k in range(n_out):
-        s0 = (X.indptr, X.indices, X.data, Y[:, k], sw)
-        s1 = (src1[0], src1[1], src1[2], src1[3][:, k], src1[4])
-        # this output's rows in training order, read-only (see readonly)
-        m = len(order)
-        ip = ws.array("block_indptr", (m + 1,), np.int64)
-        nnz = kcsr.gather_sizes(s0, s1, order, ip)
-        ind = ws.vector("block_indices", nnz, np.int32)
-        dat = ws.vector("block_data", nnz, X.data.dtype)
-        yb = ws.array("block_y", (m,), np.float64)
-        swb = ws.array("block_sw", (m,), np.float64)
-        kcsr.gather_fill(s0, s1, order, ip, ind, dat, yb, swb)
-        block = tuple(readonly(a) for a in (ip, ind, dat, yb, swb))
+        if k == 0:
+            kcsr.gather_fill(s0, s1, order, ip, ind, dat, yb, swb)
+        else:
+            np.take(np.concatenate([Y[:, k], src1[3][:, k]]), order, out=yb)
         loss, steps, status = core.train_epoch(params[k], states[k], block, hp, slots)
         total += loss
         if status:
