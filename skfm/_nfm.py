@@ -178,7 +178,7 @@ _NFM_CONSTRAINTS = {
 
 
 class _NFMMixin:
-    _structural_params = ("n_factors", "hidden_layer_sizes", "batch_norm")
+    _structural_params = ("n_factors", "hidden_layer_sizes", "activation", "batch_norm")
 
     def _hidden(self):
         hidden = self.hidden_layer_sizes
@@ -195,12 +195,12 @@ class _NFMMixin:
                for n in hidden):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got "
                              f"{self.hidden_layer_sizes!r}.")
-        return NFMCore(hidden, self.activation, self.dropout_bi, self.dropout_hidden,
-                       self.batch_norm)
+        return NFMCore(hidden, self._fitted_or_current("activation"), self.dropout_bi,
+                       self.dropout_hidden, self._fitted_or_current("batch_norm"))
 
 
 class NFMClassifier(_NFMMixin, FMClassifierMixin, BaseFactorizationMachine):
-    """Neural factorization machine classifier (He & Chua 2017).
+    __doc__ = ("""Neural factorization machine classifier (He & Chua 2017).
 
     For a row x with embeddings v_i: BI(x) = 0.5 [(sum_i v_i x_i)^2 - sum_i (v_i x_i)^2]
     (element-wise), z_0 = dropout(BI), z_l = dropout(act(BN(W_l z_{l-1} + b_l))) and
@@ -220,7 +220,7 @@ class NFMClassifier(_NFMMixin, FMClassifierMixin, BaseFactorizationMachine):
     ----------
     X. He and T.-S. Chua. Neural Factorization Machines for Sparse Predictive Analytics.
     SIGIR 2017.
-    """
+    """)
 
     _parameter_constraints = _NFM_CONSTRAINTS
 
@@ -247,7 +247,7 @@ class NFMClassifier(_NFMMixin, FMClassifierMixin, BaseFactorizationMachine):
 
 
 class NFMRegressor(_NFMMixin, FMRegressorMixin, BaseFactorizationMachine):
-    """Neural factorization machine regressor (He & Chua 2017).
+    __doc__ = ("""Neural factorization machine regressor (He & Chua 2017).
 
     For a row x with embeddings v_i: BI(x) = 0.5 [(sum_i v_i x_i)^2 - sum_i (v_i x_i)^2]
     (element-wise), z_0 = dropout(BI), z_l = dropout(act(BN(W_l z_{l-1} + b_l))) and
@@ -266,7 +266,7 @@ class NFMRegressor(_NFMMixin, FMRegressorMixin, BaseFactorizationMachine):
     ----------
     X. He and T.-S. Chua. Neural Factorization Machines for Sparse Predictive Analytics.
     SIGIR 2017.
-    """
+    """)
 
     _parameter_constraints = _NFM_CONSTRAINTS
 

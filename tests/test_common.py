@@ -34,3 +34,23 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def _public_estimators():
+    import inspect
+
+    import skfm
+    from sklearn.base import BaseEstimator
+    return [getattr(skfm, name) for name in skfm.__all__
+            if inspect.isclass(getattr(skfm, name))
+            and issubclass(getattr(skfm, name), BaseEstimator)]
+
+
+@pytest.mark.parametrize("cls", _public_estimators(), ids=lambda c: c.__name__)
+def test_docstring_names_every_parameter(cls):
+    """help() of every public estimator shows its own docstring (not a mixin's), naming each
+    of its parameters (an expression in the docstring position leaves __doc__ None)."""
+    doc = cls.__dict__.get("__doc__")
+    assert doc, f"{cls.__name__} has no docstring of its own"
+    missing = [p for p in cls().get_params() if p not in doc]
+    assert not missing, f"{cls.__name__}'s docstring does not mention {missing}"

@@ -340,7 +340,7 @@ def test_bad_hidden_layer_sizes():
 
 
 @pytest.mark.parametrize("change", [{"hidden_layer_sizes": (5, 3)}, {"batch_norm": True},
-                                    {"n_factors": 6}])
+                                    {"n_factors": 6}, {"activation": "tanh"}])
 def test_changed_layout_after_fit(change):
     """Prediction keeps the fitted layout; continuing the fit with another layout is an error
     that leaves the model as it was."""
