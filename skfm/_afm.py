@@ -5,7 +5,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
+from ._base import (BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin,
+                    finite_output)
 from ._cores import SOLVERS, FMCore
 from ._kernels import afm as kafm
 from ._trainer import numba_threads, readonly_float64
@@ -156,7 +157,7 @@ class _AFMMixin:
             res = [core.attention(p, X) for p in self._params]
         indptr, pairs, _ = res[0]
         weights = res[0][2] if len(res) == 1 else np.stack([r[2] for r in res])
-        return indptr, pairs, weights
+        return indptr, pairs, finite_output(weights, X, "The attention weights")
 
 
 _SHARED_DOC = """

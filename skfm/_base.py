@@ -35,6 +35,44 @@ class TrainingDivergedError(FloatingPointError):
     The estimator is left unfitted: it never keeps a model with NaN or infinite parameters."""
 
 
+def check_csr_structure(X):
+    """Raise ValueError unless the CSR matrix ``X`` is well formed: ``indptr`` non-decreasing from
+    0 to at most the stored entries, and every column index in [0, n_features).  scipy accepts
+    matrices that break this (e.g. one-based indices under an unchanged shape); the compiled
+    kernels would read and write out of bounds on them.  O(n_rows + nnz), on the caller's arrays
+    without copying them."""
+    n_rows, n_features = X.shape
+    ip = X.indptr
+    nnz = int(ip[-1]) if ip.shape[0] else -1
+    if (ip.shape[0] != n_rows + 1 or ip[0] != 0 or nnz > X.indices.shape[0]
+            or nnz > X.data.shape[0] or bool(np.any(ip[1:] < ip[:-1]))):
+        raise ValueError(
+            "X is not a valid CSR matrix: its indptr must have n_rows + 1 entries, start at 0 "
+            "and never decrease, and its last entry must not exceed the stored entries "
+            f"(indptr has {ip.shape[0]} entries for {n_rows} rows, from "
+            f"{ip[0] if ip.shape[0] else None} to {nnz}; {X.indices.shape[0]} indices stored).")
+    if nnz > 0:
+        ind = X.indices[:nnz]
+        lo, hi = int(ind.min()), int(ind.max())
+        if lo < 0 or hi >= n_features:
+            raise ValueError(
+                f"X has column indices outside [0, {n_features}), its {n_features} features: "
+                f"the smallest is {lo}, the largest {hi} (one-based indices?).")
+
+
+def finite_output(values, X, what):
+    """``values`` when all are finite; else a ValueError: finite inputs whose outputs overflow
+    are too large for the model, and an inf or NaN prediction must not pass silently."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        amax = float(np.abs(X.data).max()) if X.data.size else 0.0
+        raise ValueError(
+            f"{what} overflowed to inf or NaN ({int(bad.sum())} of {bad.size} values): X's "
+            f"values are too large for this model (largest |x| = {amax:.3g}); scale the "
+            f"features.")
+    return values
+
+
 def to_csr_data(X, dtype):
     """A validated matrix as canonical CSR arrays of ``dtype``; never writes into ``X``.
 
@@ -44,6 +82,7 @@ def to_csr_data(X, dtype):
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     if X.shape[1] > np.iinfo(np.int32).max:
         raise ValueError(f"X has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
+    check_csr_structure(X)
     indices = readonly(X.indices.astype(np.int32, copy=False))
     indptr = readonly(X.indptr.astype(np.int64))
     status = kcsr.csr_status(indptr, indices, X.data)
@@ -134,9 +173,9 @@ class BaseFactorizationMachine(BaseEstimator):
     # ------------------------------------------------------------------ hooks for subclasses
     _loss_id = SQUARED
 
-    #: hyperparameters that fix the shapes of the fitted parameters: a warm-started fit or a
-    #: later partial_fit must keep them, and prediction uses the values the model was fitted
-    #: with (subclasses add theirs)
+    #: hyperparameters that fix the form of the fitted model (the shapes of its parameters,
+    #: NFM's activation): a warm-started fit or a later partial_fit must keep them, and
+    #: prediction uses the values the model was fitted with (subclasses add theirs)
     _structural_params = ("n_factors",)
 
     def _structure(self):
@@ -230,7 +269,7 @@ class BaseFactorizationMachine(BaseEstimator):
         with numba_threads(self.n_jobs):
             for k, prm in enumerate(self._params):
                 out += core.saliency(prm, X, Y[:, k], self._loss_id)
-        return out
+        return finite_output(out, X, "The saliency")
 
     # ------------------------------------------------------------------ fitted attributes
     @property
@@ -289,7 +328,7 @@ class BaseFactorizationMachine(BaseEstimator):
                     raise ValueError(
                         f"{name}={value!r}, but the model was fitted with "
                         f"{name}={fitted[name]!r}; {'partial_fit' if partial else 'warm_start'} "
-                        f"continues the fitted model, whose parameters have that shape. Set "
+                        f"continues the fitted model, which has that form. Set "
                         f"{name} back to {fitted[name]!r}, or fit a new model "
                         f"(warm_start=False).")
         try:
@@ -298,6 +337,14 @@ class BaseFactorizationMachine(BaseEstimator):
                                                  ensure_non_negative=True)
             dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
             Y = self._encode_targets(y, first_call, classes)
+            if self._loss_id == SQUARED:
+                with np.errstate(over="ignore"):
+                    too_large = not np.isfinite(np.mean(np.square(Y)))
+                if too_large:
+                    raise ValueError(
+                        f"y's values are too large for the squared loss: the mean of y**2 "
+                        f"overflows float64 (largest |y| = {np.abs(Y).max():.3g}). Scale the "
+                        f"targets, e.g. with sklearn.compose.TransformedTargetRegressor.")
             Xc = to_csr_data(X, dtype if first_call else self._dtype)
             if first_call:
                 self._fitted_structure = self._structure()
@@ -344,18 +391,27 @@ class BaseFactorizationMachine(BaseEstimator):
             stratify = (y if n_classes and _can_stratify(y) and min(n_va, n - n_va) >= n_classes
                         else None)
             idx = np.arange(n)
+            # one split for the life of the model: a warm-started fit validates on the rows
+            # the first early-stopping fit held out (as the seed is drawn once)
+            if first_call or getattr(self, "_split_seed", None) is None:
+                self._split_seed = int(rng.integers(0, 2**31 - 1))
             tr, va = train_test_split(idx, test_size=self.validation_fraction,
-                                      random_state=int(rng.integers(0, 2**31 - 1)),
-                                      stratify=stratify)
+                                      random_state=self._split_seed, stratify=stratify)
             if len(tr) == 0 or len(va) == 0:
                 raise ValueError(
                     f"early_stopping needs at least one training and one validation row; got "
                     f"{X.shape[0]} rows with validation_fraction={self.validation_fraction}.")
             Xv, Yv, swv = Xc.take(va), Y[va], sw[va]
             Xc, Y, sw = Xc.take(np.sort(tr)), np.asfortranarray(Y[np.sort(tr)]), sw[np.sort(tr)]
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
             best_params = None
+            if first_call or getattr(self, "validation_scores_", None) is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+            else:  # a warm-started fit goes on from the model the last one returned (its
+                # best epoch) and keeps it unless one of its own epochs validates better on
+                # this call's validation rows
+                best_params = copy.deepcopy(self._params)
+                self.best_validation_score_ = -self._mean_loss(Xv, Yv, swv)
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
@@ -463,8 +519,9 @@ class BaseFactorizationMachine(BaseEstimator):
         self._forget()
         raise TrainingDivergedError(
             f"Training diverged {when}: the {what} {how}. Use a lower "
-            f"learning_rate_init (now {self.learning_rate_init:g}) or scale the input features; "
-            "the estimator has been reset to unfitted.")
+            f"learning_rate_init (now {self.learning_rate_init:g}) or scale the input features"
+            f"{' and the targets' if self._loss_id == SQUARED else ''}; the estimator has been "
+            "reset to unfitted.")
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_params")
@@ -472,7 +529,7 @@ class BaseFactorizationMachine(BaseEstimator):
     def _forget(self):
         for name in ("_params", "_states", "_states_solver", "n_iter_", "t_", "loss_curve_",
                      "best_loss_", "validation_scores_", "best_validation_score_",
-                     "n_features_in_", "classes_", "_rng", "_fitted_structure"):
+                     "n_features_in_", "classes_", "_rng", "_fitted_structure", "_split_seed"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -565,7 +622,8 @@ class FMClassifierMixin(ClassifierMixin):
     def decision_function(self, X):
         """Model output f(x): shape (n_samples,) for binary, (n_samples, n_classes) else."""
         check_is_fitted(self)
-        F = self._decision(self._validate_X_predict(X))
+        X = self._validate_X_predict(X)
+        F = finite_output(self._decision(X), X, "The model's output")
         return F[:, 0] if F.shape[1] == 1 else F
 
     def predict_proba(self, X):
@@ -620,7 +678,8 @@ class FMRegressorMixin(RegressorMixin):
     def predict(self, X):
         """Predicted targets f(x)."""
         check_is_fitted(self)
-        return self._decision(self._validate_X_predict(X))[:, 0]
+        X = self._validate_X_predict(X)
+        return finite_output(self._decision(X), X, "The model's output")[:, 0]
 
 
 def _sigmoid(F):

@@ -98,7 +98,8 @@ class FMClassifier(FMClassifierMixin, BaseFactorizationMachine):
     best_loss_ : float
         Lowest training loss seen.
     validation_scores_ : list of float or None
-        Negative mean validation loss per epoch with ``early_stopping``.
+        Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
+        appends to it and validates on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -211,7 +212,8 @@ class FMRegressor(FMRegressorMixin, BaseFactorizationMachine):
     best_loss_ : float
         Lowest training loss seen.
     validation_scores_ : list of float or None
-        Negative mean validation loss per epoch with ``early_stopping``.
+        Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
+        appends to it and validates on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -330,7 +332,8 @@ class MixFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
     best_loss_ : float
         Lowest training loss seen.
     validation_scores_ : list of float or None
-        Negative mean validation loss per epoch with ``early_stopping``.
+        Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
+        appends to it and validates on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -452,7 +455,8 @@ class MixFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
     best_loss_ : float
         Lowest training loss seen.
     validation_scores_ : list of float or None
-        Negative mean validation loss per epoch with ``early_stopping``.
+        Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
+        appends to it and validates on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -578,7 +582,8 @@ class SMFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
     best_loss_ : float
         Lowest training loss seen.
     validation_scores_ : list of float or None
-        Negative mean validation loss per epoch with ``early_stopping``.
+        Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
+        appends to it and validates on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -700,7 +705,8 @@ class SMFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
     best_loss_ : float
         Lowest training loss seen.
     validation_scores_ : list of float or None
-        Negative mean validation loss per epoch with ``early_stopping``.
+        Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
+        appends to it and validates on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 

@@ -756,3 +756,41 @@ def test_every_augmentation_learns(augmentation):
     clf = FMClassifier(n_factors=4, augmentation=augmentation, max_iter=30,
                        random_state=0).fit(X_tr, y_tr)
     assert roc_auc_score(y_te, clf.decision_function(X_te)) > 0.8
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, MixFMRegressor], ids=_name)
+def test_warm_start_with_early_stopping_keeps_its_validation_rows(Est, monkeypatch):
+    """A warm-started fit with early stopping holds out the rows the first fit held out (never
+    trains on them), appends to validation_scores_, and returns a model whose score on those
+    rows is best_validation_score_ (computed here from its predictions)."""
+    import skfm._base as base
+    X, y = data_for(Est)
+    held = []
+    split = base.train_test_split
+
+    def recording(*args, **kwargs):
+        tr, va = split(*args, **kwargs)
+        held.append(np.sort(va))
+        return tr, va
+
+    monkeypatch.setattr(base, "train_test_split", recording)
+    est = Est(max_iter=2, early_stopping=True, warm_start=True, n_iter_no_change=50,
+              random_state=0)
+    for _ in range(3):
+        est.fit(X, y)
+    assert len(held) == 3
+    for va in held[1:]:
+        assert_array_equal(va, held[0])
+    assert est.n_iter_ == 6 and len(est.validation_scores_) == 6
+    Xd, yv = _dense(X)[held[0]], np.asarray(y)[held[0]]
+    if is_classifier(Est):
+        p = est.predict_proba(Xd)[:, 1]
+        score = -np.mean(-yv * np.log(p) - (1 - yv) * np.log1p(-p))
+    else:
+        score = -np.mean(0.5 * (est.predict(Xd) - yv) ** 2)
+    assert_allclose(est.best_validation_score_, score, rtol=1e-7)
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    # a new (not warm-started) fit draws its split afresh from random_state: the same rows
+    est.set_params(warm_start=False).fit(X, y)
+    assert_array_equal(held[-1], held[0])
+    assert len(est.validation_scores_) == 2

@@ -570,3 +570,87 @@ def test_stored_zeros_are_dropped_with_canonicalisation():
         np.testing.assert_array_equal(c.data, X.data)
     for a, b in zip(before, (Z.data, Z.indices, Z.indptr)):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ malformed CSR, overflow
+def _bad_csr(X, how):
+    """A scipy CSR matrix that scipy accepts but that is not well formed (built on copies)."""
+    X = sp.csr_matrix(X)
+    ind, ptr = X.indices.copy(), X.indptr.copy()
+    if how == "one_based":  # every index + 1 under the same shape: the largest is n_features
+        ind = ind + 1
+    elif how == "far":
+        ind[0] = 100_000
+    elif how == "negative":
+        ind[-1] = -1
+    elif how == "indptr_decreasing":
+        ptr[2], ptr[3] = ptr[3], ptr[2]
+    elif how == "indptr_past_end":
+        ptr[-1] = len(ind) + 5
+    return sp.csr_matrix((X.data.copy(), ind, ptr), shape=X.shape)
+
+
+@pytest.mark.parametrize("how", ["one_based", "far", "negative"])
+@pytest.mark.parametrize("Est", [FMClassifier, skfm.NFMRegressor, skfm.AFMClassifier],
+                         ids=_name)
+def test_csr_column_index_out_of_range(Est, how, data, reg_data):
+    X, y = reg_data if Est is skfm.NFMRegressor else data
+    bad = _bad_csr(X, how)
+    before = bad.indices.copy()
+    with pytest.raises(ValueError, match="column indices outside"):
+        Est(max_iter=1, random_state=0).fit(bad, y)
+    m = Est(max_iter=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="column indices outside"):
+        m.predict(bad)
+    np.testing.assert_array_equal(bad.indices, before)  # checked, never repaired in place
+
+
+@pytest.mark.parametrize("how", ["indptr_decreasing", "indptr_past_end"])
+def test_csr_malformed_indptr(how, data):
+    X, y = data
+    try:
+        bad = _bad_csr(X, how)
+    except ValueError:  # this scipy checks it on construction already
+        return
+    with pytest.raises(ValueError, match="not a valid CSR matrix"):
+        FMClassifier(max_iter=1, random_state=0).fit(bad, y)
+
+
+def test_csr_trailing_unused_entries_are_fine(data):
+    """Entries past indptr[-1] are not part of the matrix (scipy's convention): accepted."""
+    X, y = data
+    X = sp.csr_matrix(X)
+    padded = sp.csr_matrix((np.r_[X.data, 7.0], np.r_[X.indices, 10**6], X.indptr),
+                           shape=X.shape)
+    a = FMClassifier(max_iter=2, random_state=0).fit(X, y).decision_function(X)
+    b = FMClassifier(max_iter=2, random_state=0).fit(padded, y).decision_function(padded)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("Est", [FMRegressor, skfm.AFMClassifier, skfm.NFMClassifier],
+                         ids=_name)
+def test_outputs_that_overflow_raise(Est, data, reg_data):
+    """Finite but huge inputs whose outputs overflow raise instead of returning inf/NaN (FM's
+    and AFM's do at 1e200; NFM's ReLU maps the overflowed Bi-Interaction to 0, leaving a
+    finite output, which must then be finite everywhere)."""
+    X, y = reg_data if Est is FMRegressor else data
+    m = Est(max_iter=2, random_state=0).fit(X, y)
+    huge = X[:3] * 1e200
+    if Est is skfm.NFMClassifier:
+        assert np.isfinite(m.decision_function(huge)).all()
+        assert np.isfinite(m.predict_proba(huge)).all()
+        return
+    with pytest.raises(ValueError, match="overflowed to inf or NaN"):
+        m.predict(huge)
+    with pytest.raises(ValueError, match="overflowed to inf or NaN"):
+        m.saliency(huge, y[:3])
+    if Est is skfm.AFMClassifier:
+        with pytest.raises(ValueError, match="overflowed to inf or NaN"):
+            m.attention_scores(huge)
+    assert np.isfinite(m.predict(X * 1e3) if Est is FMRegressor else m.decision_function(X)).all()
+
+
+def test_targets_too_large_for_the_squared_loss(reg_data):
+    X, y = reg_data
+    with pytest.raises(ValueError, match="y's values are too large"):
+        FMRegressor(max_iter=1).fit(X, y * 1e160)
