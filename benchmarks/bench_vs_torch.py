@@ -242,6 +242,71 @@ def warmup(data, threads, models):
     return t.wall
 
 
+def products_floor(n_rows, p, d, width, threads, dtype, repeat=5, block=128):
+    """Seconds of the matrix products alone that an exact closed-form SMNFM selection needs: the
+    first hidden layer of every candidate, ``n_rows * p`` rows of ``d`` Bi-Interaction values
+    times a ``width x d`` matrix, in blocks of ``block`` rows on ``threads`` threads with BLAS on
+    one thread each (as ``skfm._kernels.nfm.select_partners`` runs them, in float64).  Each
+    thread multiplies one cache-resident block over and over, so this is the products' compute
+    alone, without the memory traffic of real candidates: a lower bound."""
+    import numpy as np
+    from numba import get_num_threads, njit, prange, set_num_threads
+    from threadpoolctl import threadpool_limits
+
+    @njit(parallel=True, cache=False)
+    def _blocks(Z, W, n_blocks):
+        acc = np.zeros(n_blocks)
+        for c in prange(n_blocks):
+            acc[c] = np.dot(Z, W.T)[0, 0]
+        return acc.sum()
+
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((block, d)).astype(dtype)
+    W = rng.standard_normal((width, d)).astype(dtype)
+    n_blocks = -(-n_rows * p // block)
+    old = get_num_threads()
+    set_num_threads(threads)
+    best = float("inf")
+    try:
+        with threadpool_limits(1):
+            _blocks(Z, W, 1)  # compile
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                _blocks(Z, W, n_blocks)
+                best = min(best, time.perf_counter() - t0)
+    finally:
+        set_num_threads(old)
+    return best
+
+
+def sm_floor_rows(a, runs, n_rows):
+    """Per (threads, model) with the base method timed: the augmented-epoch ratios.  Mix trains
+    the same augmented epoch (n original + n mixed rows, same sizes) as SM with random partners,
+    so Mix / base bounds SM / base from below for any exact selector; for NFM the first hidden
+    layer's products of the n p candidates add their own floor."""
+    import numpy as np
+    target = {"fm": 2.5, "nfm": 3.0, "afm": 3.0}
+    by = {(r["threads"], r["model"], r["method"]): r["skfm"] for r in runs}
+    out = []
+    for nt, model in dict.fromkeys((r["threads"], r["model"]) for r in runs):
+        base = by.get((nt, model, "fm"))
+        if base is None:
+            continue
+        b = base["epoch_s"]
+        mix, sm = by.get((nt, model, "mix")), by.get((nt, model, "sm"))
+        row = {"threads": nt, "model": model, "base_s": b, "target": target[model],
+               "mix": mix["epoch_s"] / b if mix else None,
+               "sm": sm["epoch_s"] / b if sm else None,
+               "sel": sm["gen_s"] / b if sm else None,
+               "sm_train": (sm["epoch_s"] - sm["gen_s"]) / b if sm else None}
+        if model == "nfm" and sm:
+            width = MODELS["nfm"][1]["hidden_layer_sizes"][0]
+            for name, dt in (("mm64", np.float64), ("mm32", np.float32)):
+                row[name] = products_floor(n_rows, a.n_candidates, a.dim, width, nt, dt) / b
+        out.append(row)
+    return out
+
+
 # ------------------------------------------------------------------------------------ main
 def main(argv=None):
     a = parse_args(argv)
@@ -329,6 +394,20 @@ def main(argv=None):
                    ("other load", "skfm_others", ".2f"), ("torch/skfm", "ratio", ".1f"),
                    ("torch AUC", "torch_auc", ".4f"), ("skfm AUC", "skfm_auc", ".4f"),
                    ("torch peak RSS MiB", "torch_rss", ".0f")], rows))
+    floor = sm_floor_rows(a, result["runs"], data[0].shape[0])
+    result["sm_floor"] = floor
+    if floor:
+        print()
+        print("augmented epochs against the base epoch (skfm, same run): mix = Mix / base, the "
+              "floor of SM / base for any exact selector (the same n + n rows, mixed rows as "
+              "large); sel = SM's candidate selection / base; sm train = SM minus selection; "
+              "NFM: mm64 / mm32 = the n p candidates' first-layer products alone / base, float64 "
+              "(as the selector) / float32")
+        print(C.table([("threads", "threads", ""), ("model", "model", ""),
+                       ("base s/epoch", "base_s", ".3f"), ("target SM/base", "target", ".1f"),
+                       ("mix", "mix", ".2f"), ("SM", "sm", ".2f"), ("sel", "sel", ".2f"),
+                       ("sm train", "sm_train", ".2f"), ("mm64", "mm64", ".2f"),
+                       ("mm32", "mm32", ".2f")], floor))
     tv = next((r["torch"].get("torch_version") for r in result["runs"] if "torch" in r), None)
     result["peak_rss_mib"] = C.peak_rss_mib()
     result["load_after"] = C.loadavg()
