@@ -35,41 +35,61 @@ class TrainingDivergedError(FloatingPointError):
     The estimator is left unfitted: it never keeps a model with NaN or infinite parameters."""
 
 
-def check_csr_structure(X):
-    """Raise ValueError unless the CSR matrix ``X`` is well formed: ``indptr`` non-decreasing from
-    0 to at most the stored entries, and every column index in [0, n_features).  scipy accepts
-    matrices that break this (e.g. one-based indices under an unchanged shape); the compiled
-    kernels would read and write out of bounds on them.  O(n_rows + nnz), on the caller's arrays
-    without copying them."""
-    n_rows, n_features = X.shape
+def check_sparse_structure(X):
+    """Raise ValueError unless a compressed sparse matrix (CSR, CSC or BSR; other inputs pass) is
+    well formed: ``indptr`` non-decreasing from 0 to at most the stored entries, and every index
+    within the other dimension.  scipy accepts matrices that break this (e.g. one-based indices
+    under an unchanged shape); the compiled kernels, and scipy's own format conversions, would
+    read and write out of bounds on them.  O(n_major + nnz), on the caller's arrays without
+    copying or changing them."""
+    fmt = getattr(X, "format", None) if sp.issparse(X) else None
+    if fmt == "csr":
+        n_major, n_minor = X.shape
+        major, minor, bound = "rows", "column indices", "features"
+    elif fmt == "csc":
+        n_minor, n_major = X.shape
+        major, minor, bound = "columns", "row indices", "rows"
+    elif fmt == "bsr":
+        r, c = X.blocksize
+        n_major, n_minor = X.shape[0] // r, X.shape[1] // c
+        major, minor, bound = "block rows", "block column indices", "block columns"
+    else:
+        return
     ip = X.indptr
     nnz = int(ip[-1]) if ip.shape[0] else -1
-    if (ip.shape[0] != n_rows + 1 or ip[0] != 0 or nnz > X.indices.shape[0]
+    if (ip.shape[0] != n_major + 1 or ip[0] != 0 or nnz > X.indices.shape[0]
             or nnz > X.data.shape[0] or bool(np.any(ip[1:] < ip[:-1]))):
         raise ValueError(
-            "X is not a valid CSR matrix: its indptr must have n_rows + 1 entries, start at 0 "
-            "and never decrease, and its last entry must not exceed the stored entries "
-            f"(indptr has {ip.shape[0]} entries for {n_rows} rows, from "
-            f"{ip[0] if ip.shape[0] else None} to {nnz}; {X.indices.shape[0]} indices stored).")
+            f"X is not a valid {fmt.upper()} matrix: its indptr must have one entry more than "
+            f"its {major}, start at 0 and never decrease, and its last entry must not exceed "
+            f"the stored entries (indptr has {ip.shape[0]} entries for {n_major} {major}, "
+            f"from {ip[0] if ip.shape[0] else None} to {nnz}; {X.indices.shape[0]} indices "
+            f"stored).")
     if nnz > 0:
         ind = X.indices[:nnz]
         lo, hi = int(ind.min()), int(ind.max())
-        if lo < 0 or hi >= n_features:
+        if lo < 0 or hi >= n_minor:
             raise ValueError(
-                f"X has column indices outside [0, {n_features}), its {n_features} features: "
-                f"the smallest is {lo}, the largest {hi} (one-based indices?).")
+                f"X has {minor} outside [0, {n_minor}), its {n_minor} {bound}: the smallest "
+                f"is {lo}, the largest {hi} (one-based indices?).")
 
 
-def finite_output(values, X, what):
+def finite_output(values, X, what, y=None):
     """``values`` when all are finite; else a ValueError: finite inputs whose outputs overflow
-    are too large for the model, and an inf or NaN prediction must not pass silently."""
+    are too large for the model, and an inf or NaN prediction must not pass silently.  ``y``:
+    the targets, when they enter the output too (saliency)."""
     bad = ~np.isfinite(values)
     if bad.any():
         amax = float(np.abs(X.data).max()) if X.data.size else 0.0
+        if y is None:
+            culprit, sizes, advice = "X's values are", f"largest |x| = {amax:.3g}", "features"
+        else:
+            culprit = "X's or y's values are"
+            sizes = f"largest |x| = {amax:.3g}, largest |y| = {float(np.abs(y).max()):.3g}"
+            advice = "features or the targets"
         raise ValueError(
-            f"{what} overflowed to inf or NaN ({int(bad.sum())} of {bad.size} values): X's "
-            f"values are too large for this model (largest |x| = {amax:.3g}); scale the "
-            f"features.")
+            f"{what} overflowed to inf or NaN ({int(bad.sum())} of {bad.size} values): "
+            f"{culprit} too large for this model ({sizes}); scale the {advice}.")
     return values
 
 
@@ -82,7 +102,7 @@ def to_csr_data(X, dtype):
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     if X.shape[1] > np.iinfo(np.int32).max:
         raise ValueError(f"X has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
-    check_csr_structure(X)
+    check_sparse_structure(X)
     indices = readonly(X.indices.astype(np.int32, copy=False))
     indptr = readonly(X.indptr.astype(np.int64))
     status = kcsr.csr_status(indptr, indices, X.data)
@@ -269,7 +289,7 @@ class BaseFactorizationMachine(BaseEstimator):
         with numba_threads(self.n_jobs):
             for k, prm in enumerate(self._params):
                 out += core.saliency(prm, X, Y[:, k], self._loss_id)
-        return finite_output(out, X, "The saliency")
+        return finite_output(out, X, "The saliency", y=Y)
 
     # ------------------------------------------------------------------ fitted attributes
     @property
@@ -296,12 +316,14 @@ class BaseFactorizationMachine(BaseEstimator):
 
     # ------------------------------------------------------------------ internals
     def _validate_X_fit(self, X, y, reset):
+        check_sparse_structure(X)  # before scipy converts a CSC/BSR matrix to CSR
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32],
                              reset=reset, y_numeric=self._loss_id == SQUARED,
                              ensure_all_finite=True)
         return X, y
 
     def _validate_X_predict(self, X):
+        check_sparse_structure(X)  # before scipy converts a CSC/BSR matrix to CSR
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
                           reset=False, ensure_all_finite=True)
         return to_csr_data(X, self._dtype)
@@ -338,13 +360,12 @@ class BaseFactorizationMachine(BaseEstimator):
             dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
             Y = self._encode_targets(y, first_call, classes)
             if self._loss_id == SQUARED:
-                with np.errstate(over="ignore"):
-                    too_large = not np.isfinite(np.mean(np.square(Y)))
-                if too_large:
+                ymax = float(np.abs(Y).max()) if Y.size else 0.0
+                if ymax > np.sqrt(np.finfo(np.float64).max):
                     raise ValueError(
-                        f"y's values are too large for the squared loss: the mean of y**2 "
-                        f"overflows float64 (largest |y| = {np.abs(Y).max():.3g}). Scale the "
-                        f"targets, e.g. with sklearn.compose.TransformedTargetRegressor.")
+                        f"y's values are too large for the squared loss: y**2 overflows "
+                        f"float64 (largest |y| = {ymax:.3g}). Scale the targets, e.g. with "
+                        f"sklearn.compose.TransformedTargetRegressor.")
             Xc = to_csr_data(X, dtype if first_call else self._dtype)
             if first_call:
                 self._fitted_structure = self._structure()
@@ -406,12 +427,14 @@ class BaseFactorizationMachine(BaseEstimator):
             best_params = None
             if first_call or getattr(self, "validation_scores_", None) is None:
                 self.validation_scores_ = []
+            if first_call:
                 self.best_validation_score_ = -np.inf
-            else:  # a warm-started fit goes on from the model the last one returned (its
-                # best epoch) and keeps it unless one of its own epochs validates better on
-                # this call's validation rows
+            else:  # a warm-started fit goes on from the fitted model (the last early-stopping
+                # fit's best epoch) and keeps it unless one of its own epochs validates better
+                # on this call's validation rows
                 best_params = copy.deepcopy(self._params)
-                self.best_validation_score_ = -self._mean_loss(Xv, Yv, swv)
+                start_score = -self._mean_loss(Xv, Yv, swv)
+                self.best_validation_score_ = start_score if np.isfinite(start_score) else -np.inf
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None

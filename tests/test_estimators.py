@@ -794,3 +794,37 @@ def test_warm_start_with_early_stopping_keeps_its_validation_rows(Est, monkeypat
     est.set_params(warm_start=False).fit(X, y)
     assert_array_equal(held[-1], held[0])
     assert len(est.validation_scores_) == 2
+
+
+@pytest.mark.parametrize("before", ["fit", "partial_fit"])
+def test_warm_early_stopping_never_returns_worse_than_its_start(before, monkeypatch):
+    """A warm-started early-stopping fit after a fit without early stopping (or a partial_fit)
+    returns the model it started from when none of its epochs validates better (here a far too
+    large learning rate makes them worse)."""
+    import skfm._base as base
+    X, y = data_for(FMClassifier)
+    held = []
+    split = base.train_test_split
+
+    def recording(*args, **kwargs):
+        tr, va = split(*args, **kwargs)
+        held.append(np.sort(va))
+        return tr, va
+
+    monkeypatch.setattr(base, "train_test_split", recording)
+    est = FMClassifier(max_iter=5, warm_start=True, random_state=0)
+    if before == "fit":
+        est.fit(X, y)
+    else:
+        for _ in range(3):
+            est.partial_fit(X, y, classes=[0, 1])
+    start = est.decision_function(X)
+    est.set_params(early_stopping=True, max_iter=2, learning_rate_init=5.0).fit(X, y)
+    assert len(est.validation_scores_) == 2
+    assert max(est.validation_scores_) < est.best_validation_score_  # the epochs got worse
+    assert_array_equal(est.decision_function(X), start)  # so the start model is returned
+    va = held[0]
+    p = est.predict_proba(_dense(X)[va])[:, 1]
+    yv = np.asarray(y)[va]
+    assert_allclose(est.best_validation_score_,
+                    np.mean(yv * np.log(p) + (1 - yv) * np.log1p(-p)), rtol=1e-7)

@@ -583,11 +583,14 @@ def _bad_csr(X, how):
         ind[0] = 100_000
     elif how == "negative":
         ind[-1] = -1
-    elif how == "indptr_decreasing":
-        ptr[2], ptr[3] = ptr[3], ptr[2]
+    bad = sp.csr_matrix((X.data.copy(), ind, ptr), shape=X.shape)
+    # scipy checks these two on construction: break them afterwards, as code that edits a
+    # matrix's arrays in place can
+    if how == "indptr_decreasing":
+        bad.indptr[2], bad.indptr[3] = bad.indptr[3], bad.indptr[2] + 1
     elif how == "indptr_past_end":
-        ptr[-1] = len(ind) + 5
-    return sp.csr_matrix((X.data.copy(), ind, ptr), shape=X.shape)
+        bad.indptr[-1] += 5
+    return bad
 
 
 @pytest.mark.parametrize("how", ["one_based", "far", "negative"])
@@ -608,11 +611,29 @@ def test_csr_column_index_out_of_range(Est, how, data, reg_data):
 @pytest.mark.parametrize("how", ["indptr_decreasing", "indptr_past_end"])
 def test_csr_malformed_indptr(how, data):
     X, y = data
-    try:
-        bad = _bad_csr(X, how)
-    except ValueError:  # this scipy checks it on construction already
-        return
+    bad = _bad_csr(X, how)
     with pytest.raises(ValueError, match="not a valid CSR matrix"):
+        FMClassifier(max_iter=1, random_state=0).fit(bad, y)
+    m = FMClassifier(max_iter=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="not a valid CSR matrix"):
+        m.predict(bad)
+
+
+@pytest.mark.parametrize("how", ["one_based", "indptr_past_end"])
+def test_malformed_csc_is_caught_before_conversion(how, data):
+    """scipy's CSC -> CSR conversion itself writes out of bounds on bad row indices (a crash
+    before skfm's own CSR check): other compressed formats are checked first."""
+    X, y = data
+    C = sp.csc_matrix(X)
+    ind = C.indices + 1 if how == "one_based" else C.indices.copy()
+    bad = sp.csc_matrix((C.data.copy(), ind, C.indptr.copy()), shape=C.shape)
+    if how == "indptr_past_end":
+        bad.indptr[-1] += 5
+    match = "row indices outside" if how == "one_based" else "not a valid CSC matrix"
+    m = FMClassifier(max_iter=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=match):
+        m.predict(bad)
+    with pytest.raises(ValueError, match=match):
         FMClassifier(max_iter=1, random_state=0).fit(bad, y)
 
 
