@@ -99,7 +99,8 @@ class FMClassifier(FMClassifierMixin, BaseFactorizationMachine):
         Lowest training loss seen.
     validation_scores_ : list of float or None
         Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
-        appends to it and validates on the rows the model's first early-stopping fit held out.
+        appends to it (None after a fit without early stopping or a partial_fit) and validates
+        on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -213,7 +214,8 @@ class FMRegressor(FMRegressorMixin, BaseFactorizationMachine):
         Lowest training loss seen.
     validation_scores_ : list of float or None
         Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
-        appends to it and validates on the rows the model's first early-stopping fit held out.
+        appends to it (None after a fit without early stopping or a partial_fit) and validates
+        on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -333,7 +335,8 @@ class MixFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
         Lowest training loss seen.
     validation_scores_ : list of float or None
         Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
-        appends to it and validates on the rows the model's first early-stopping fit held out.
+        appends to it (None after a fit without early stopping or a partial_fit) and validates
+        on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -456,7 +459,8 @@ class MixFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
         Lowest training loss seen.
     validation_scores_ : list of float or None
         Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
-        appends to it and validates on the rows the model's first early-stopping fit held out.
+        appends to it (None after a fit without early stopping or a partial_fit) and validates
+        on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -583,7 +587,8 @@ class SMFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
         Lowest training loss seen.
     validation_scores_ : list of float or None
         Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
-        appends to it and validates on the rows the model's first early-stopping fit held out.
+        appends to it (None after a fit without early stopping or a partial_fit) and validates
+        on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
@@ -706,7 +711,8 @@ class SMFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
         Lowest training loss seen.
     validation_scores_ : list of float or None
         Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit
-        appends to it and validates on the rows the model's first early-stopping fit held out.
+        appends to it (None after a fit without early stopping or a partial_fit) and validates
+        on the rows the model's first early-stopping fit held out.
     best_validation_score_ : float or None
         Best validation score with ``early_stopping``.
 
