@@ -226,6 +226,23 @@ def header_lines(info, skfm_module):
     ]
 
 
+def start_comparison(title, max_threads, threading_layer=None):
+    """Common start of the comparison scripts: numba's threads set before it is imported, this
+    checkout's skfm imported, ConvergenceWarning silenced (fixed epoch counts), and the title
+    and machine header printed.  Returns (skfm module, machine info)."""
+    import warnings
+    configure_numba(max_threads, threading_layer)
+    use_checkout()
+    import skfm
+    from sklearn.exceptions import ConvergenceWarning
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    info = machine_info()
+    print(title)
+    for line in header_lines(info, skfm):
+        print(line)
+    return skfm, info
+
+
 # ------------------------------------------------------------------------------------ output
 def fmt(x, spec):
     if x is None:

@@ -35,7 +35,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -312,15 +311,9 @@ def main(argv=None):
     a = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress goes to stderr; keep them in order
     t_start = time.perf_counter()
-    C.configure_numba(max(a.threads), a.threading_layer)
-    C.use_checkout()
-    import skfm
-    from sklearn.exceptions import ConvergenceWarning
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    info = C.machine_info()
-    print("skfm vs PyTorch reference on Frappe (benchmarks/bench_vs_torch.py)")
-    for line in C.header_lines(info, skfm):
-        print(line)
+    skfm, info = C.start_comparison(
+        "skfm vs PyTorch reference on Frappe (benchmarks/bench_vs_torch.py)", max(a.threads),
+        a.threading_layer)
     result = {"machine": info, "args": vars(a), "load_before": C.loadavg(), "runs": []}
 
     paths = C.find_frappe(a.frappe_dir)

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -103,17 +102,10 @@ def skfm_estimator(a, solver, threads, epochs):
 def main(argv=None):
     a = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
-    C.configure_numba(max(a.threads))
-    C.use_checkout()
+    skfm, info = C.start_comparison("skfm vs xLearn on Frappe (benchmarks/bench_vs_xlearn.py)",
+                                    max(a.threads))
     import numpy as np
-    import skfm
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import roc_auc_score
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    info = C.machine_info()
-    print("skfm vs xLearn on Frappe (benchmarks/bench_vs_xlearn.py)")
-    for line in C.header_lines(info, skfm):
-        print(line)
     result = {"machine": info, "args": vars(a), "runs": []}
     paths = C.find_frappe(a.frappe_dir)
     if paths is None:

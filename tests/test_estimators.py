@@ -758,13 +758,11 @@ def test_every_augmentation_learns(augmentation):
     assert roc_auc_score(y_te, clf.decision_function(X_te)) > 0.8
 
 
-@pytest.mark.parametrize("Est", [FMClassifier, MixFMRegressor], ids=_name)
-def test_warm_start_with_early_stopping_keeps_its_validation_rows(Est, monkeypatch):
-    """A warm-started fit with early stopping holds out the rows the first fit held out (never
-    trains on them), appends to validation_scores_, and returns a model whose score on those
-    rows is best_validation_score_ (computed here from its predictions)."""
+@pytest.fixture
+def held_out_rows(monkeypatch):
+    """The validation rows of every early-stopping split skfm draws while the test runs (sorted
+    row numbers, one array per fit), recorded from the train_test_split call."""
     import skfm._base as base
-    X, y = data_for(Est)
     held = []
     split = base.train_test_split
 
@@ -774,6 +772,16 @@ def test_warm_start_with_early_stopping_keeps_its_validation_rows(Est, monkeypat
         return tr, va
 
     monkeypatch.setattr(base, "train_test_split", recording)
+    return held
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, MixFMRegressor], ids=_name)
+def test_warm_start_with_early_stopping_keeps_its_validation_rows(Est, held_out_rows):
+    """A warm-started fit with early stopping holds out the rows the first fit held out (never
+    trains on them), appends to validation_scores_, and returns a model whose score on those
+    rows is best_validation_score_ (computed here from its predictions)."""
+    held = held_out_rows
+    X, y = data_for(Est)
     est = Est(max_iter=2, early_stopping=True, warm_start=True, n_iter_no_change=50,
               random_state=0)
     for _ in range(3):
@@ -797,21 +805,12 @@ def test_warm_start_with_early_stopping_keeps_its_validation_rows(Est, monkeypat
 
 
 @pytest.mark.parametrize("before", ["fit", "partial_fit"])
-def test_warm_early_stopping_never_returns_worse_than_its_start(before, monkeypatch):
+def test_warm_early_stopping_never_returns_worse_than_its_start(before, held_out_rows):
     """A warm-started early-stopping fit after a fit without early stopping (or a partial_fit)
     returns the model it started from when none of its epochs validates better (here a far too
     large learning rate makes them worse)."""
-    import skfm._base as base
+    held = held_out_rows
     X, y = data_for(FMClassifier)
-    held = []
-    split = base.train_test_split
-
-    def recording(*args, **kwargs):
-        tr, va = split(*args, **kwargs)
-        held.append(np.sort(va))
-        return tr, va
-
-    monkeypatch.setattr(base, "train_test_split", recording)
     est = FMClassifier(max_iter=5, warm_start=True, random_state=0)
     if before == "fit":
         est.fit(X, y)
