@@ -93,6 +93,13 @@ def finite_output(values, X, what, y=None):
     return values
 
 
+def _check_before_conversion(X):
+    """Check a CSC or BSR matrix before scikit-learn has scipy convert it to CSR (scipy's
+    conversion writes out of bounds on bad indices); CSR input is checked in to_csr_data."""
+    if sp.issparse(X) and X.format != "csr":
+        check_sparse_structure(X)
+
+
 def to_csr_data(X, dtype):
     """A validated matrix as canonical CSR arrays of ``dtype``; never writes into ``X``.
 
@@ -316,14 +323,14 @@ class BaseFactorizationMachine(BaseEstimator):
 
     # ------------------------------------------------------------------ internals
     def _validate_X_fit(self, X, y, reset):
-        check_sparse_structure(X)  # before scipy converts a CSC/BSR matrix to CSR
+        _check_before_conversion(X)
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32],
                              reset=reset, y_numeric=self._loss_id == SQUARED,
                              ensure_all_finite=True)
         return X, y
 
     def _validate_X_predict(self, X):
-        check_sparse_structure(X)  # before scipy converts a CSC/BSR matrix to CSR
+        _check_before_conversion(X)
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
                           reset=False, ensure_all_finite=True)
         return to_csr_data(X, self._dtype)
