@@ -195,7 +195,7 @@ _SHARED_DOC = """
     Attributes
     ----------
     intercept_, coef_, factors_, n_features_in_, n_iter_, t_, loss_curve_, best_loss_,
-    validation_scores_, best_validation_score_
+    validation_scores_, best_validation_score_, classes_ (classifier only)
         As in :class:`FMClassifier`.
 
     References

@@ -30,7 +30,9 @@ _DIVERGED_FACTOR = 1e6
 
 
 class TrainingDivergedError(FloatingPointError):
-    """Raised when the training loss or a parameter becomes non-finite.
+    """Raised when the training loss or a parameter becomes non-finite, the training loss grows
+    over 1e6 times the starting model's (see the user guide's error table), or the trained
+    model's outputs overflow on the training rows.
 
     The estimator is left unfitted: it never keeps a model with NaN or infinite parameters."""
 

@@ -49,9 +49,11 @@ class FMClassifier(FMClassifierMixin, BaseFactorizationMachine):
         Seeds initialisation, shuffling, the validation split and augmentation.  The same value
         gives the same model, whatever ``n_jobs``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for classifiers), stop when
-        the validation score stops improving and restore the parameters of the best epoch.
-        The validation score is the negative mean loss (log-loss or half squared error).
+        Hold out ``validation_fraction`` of the rows (stratified when every class has at least
+        2 rows and both parts can hold every class), stop when the validation score stops
+        improving and restore the parameters of the best epoch.  The validation score is the
+        negative (sample-weighted) mean log-loss; for multiclass, of the sum of the one-vs-rest
+        binary log-losses (not the multiclass log-loss of ``predict_proba``).
     validation_fraction : float, default=0.1
         Fraction of rows held out with ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -106,7 +108,7 @@ class FMClassifier(FMClassifierMixin, BaseFactorizationMachine):
 
     See Also
     --------
-    FMClassifier, MixFMClassifier, SMFMClassifier
+    MixFMClassifier, SMFMClassifier, NFMClassifier, AFMClassifier
 
     References
     ----------
@@ -167,9 +169,9 @@ class FMRegressor(FMRegressorMixin, BaseFactorizationMachine):
         Seeds initialisation, shuffling, the validation split and augmentation.  The same value
         gives the same model, whatever ``n_jobs``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for classifiers), stop when
-        the validation score stops improving and restore the parameters of the best epoch.
-        The validation score is the negative mean loss (log-loss or half squared error).
+        Hold out ``validation_fraction`` of the rows, stop when the validation score stops
+        improving and restore the parameters of the best epoch.  The validation score is the
+        negative (sample-weighted) mean half squared error.
     validation_fraction : float, default=0.1
         Fraction of rows held out with ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -221,7 +223,7 @@ class FMRegressor(FMRegressorMixin, BaseFactorizationMachine):
 
     See Also
     --------
-    FMRegressor, MixFMRegressor, SMFMRegressor
+    MixFMRegressor, SMFMRegressor, NFMRegressor, AFMRegressor
 
     References
     ----------
@@ -285,9 +287,11 @@ class MixFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
         Seeds initialisation, shuffling, the validation split and augmentation.  The same value
         gives the same model, whatever ``n_jobs``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for classifiers), stop when
-        the validation score stops improving and restore the parameters of the best epoch.
-        The validation score is the negative mean loss (log-loss or half squared error).
+        Hold out ``validation_fraction`` of the rows (stratified when every class has at least
+        2 rows and both parts can hold every class), stop when the validation score stops
+        improving and restore the parameters of the best epoch.  The validation score is the
+        negative (sample-weighted) mean log-loss; for multiclass, of the sum of the one-vs-rest
+        binary log-losses (not the multiclass log-loss of ``predict_proba``).
     validation_fraction : float, default=0.1
         Fraction of rows held out with ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -342,7 +346,7 @@ class MixFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
 
     See Also
     --------
-    FMClassifier, MixFMClassifier, SMFMClassifier
+    FMClassifier, SMFMClassifier, NFMClassifier, AFMClassifier
 
     References
     ----------
@@ -412,9 +416,9 @@ class MixFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
         Seeds initialisation, shuffling, the validation split and augmentation.  The same value
         gives the same model, whatever ``n_jobs``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for classifiers), stop when
-        the validation score stops improving and restore the parameters of the best epoch.
-        The validation score is the negative mean loss (log-loss or half squared error).
+        Hold out ``validation_fraction`` of the rows, stop when the validation score stops
+        improving and restore the parameters of the best epoch.  The validation score is the
+        negative (sample-weighted) mean half squared error.
     validation_fraction : float, default=0.1
         Fraction of rows held out with ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -466,7 +470,7 @@ class MixFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
 
     See Also
     --------
-    FMRegressor, MixFMRegressor, SMFMRegressor
+    FMRegressor, SMFMRegressor, NFMRegressor, AFMRegressor
 
     References
     ----------
@@ -537,9 +541,11 @@ class SMFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
         Seeds initialisation, shuffling, the validation split and augmentation.  The same value
         gives the same model, whatever ``n_jobs``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for classifiers), stop when
-        the validation score stops improving and restore the parameters of the best epoch.
-        The validation score is the negative mean loss (log-loss or half squared error).
+        Hold out ``validation_fraction`` of the rows (stratified when every class has at least
+        2 rows and both parts can hold every class), stop when the validation score stops
+        improving and restore the parameters of the best epoch.  The validation score is the
+        negative (sample-weighted) mean log-loss; for multiclass, of the sum of the one-vs-rest
+        binary log-losses (not the multiclass log-loss of ``predict_proba``).
     validation_fraction : float, default=0.1
         Fraction of rows held out with ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -594,7 +600,7 @@ class SMFMClassifier(FMClassifierMixin, BaseFactorizationMachine):
 
     See Also
     --------
-    FMClassifier, MixFMClassifier, SMFMClassifier
+    FMClassifier, MixFMClassifier, NFMClassifier, AFMClassifier
 
     References
     ----------
@@ -664,9 +670,9 @@ class SMFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
         Seeds initialisation, shuffling, the validation split and augmentation.  The same value
         gives the same model, whatever ``n_jobs``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for classifiers), stop when
-        the validation score stops improving and restore the parameters of the best epoch.
-        The validation score is the negative mean loss (log-loss or half squared error).
+        Hold out ``validation_fraction`` of the rows, stop when the validation score stops
+        improving and restore the parameters of the best epoch.  The validation score is the
+        negative (sample-weighted) mean half squared error.
     validation_fraction : float, default=0.1
         Fraction of rows held out with ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -718,7 +724,7 @@ class SMFMRegressor(FMRegressorMixin, BaseFactorizationMachine):
 
     See Also
     --------
-    FMRegressor, MixFMRegressor, SMFMRegressor
+    FMRegressor, MixFMRegressor, NFMRegressor, AFMRegressor
 
     References
     ----------

@@ -1,6 +1,6 @@
 """The one training loop of skfm: epochs, augmentation, minibatch kernels, threads.
 
-Everything here is model-agnostic: a *core* (see ``skfm._models``) supplies parameter layout and
+Everything here is model-agnostic: a *core* (see ``skfm._cores``) supplies parameter layout and
 kernels; the estimator (``skfm._base``) supplies validated arrays and hyperparameters.
 """
 import contextlib
