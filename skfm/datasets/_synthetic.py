@@ -39,6 +39,11 @@ def _one_hot(cols, n_features, dtype):
                          shape=(n, n_features))
 
 
+def _block_fields(sizes):
+    """Field of each column when field f is the f-th consecutive block of ``sizes[f]`` columns."""
+    return np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+
+
 def _planted_fm(n_features, n_factors, rs, scale):
     return {"intercept": 0.0, "coef": rs.normal(0.0, 0.5 * scale, n_features),
             "factors": rs.normal(0.0, scale / np.sqrt(max(n_factors, 1)), (n_features, n_factors))}
@@ -53,13 +58,23 @@ def fm_output(X, params):
     return params["intercept"] + X @ params["coef"] + 0.5 * (s * s - q).sum(1)
 
 
+def _returned(out, sizes, params, return_fields, return_params):
+    """``out`` followed by the fields (``return_fields``) and the parameters (``return_params``)."""
+    if return_fields:
+        out += (_block_fields(sizes),)
+    if return_params:
+        out += (params,)
+    return out
+
+
 def make_fm_classification(n_samples=10000, *, n_fields=8, field_size=50, field_sizes=None,
                            n_factors=4, skew=0.0, scale=1.0, dtype=np.float64,
-                           random_state=None, return_params=False):
+                           random_state=None, return_params=False, return_fields=False):
     """Binary labels drawn from a planted factorization machine on one-hot multi-field data.
 
     Each row has one active feature per field; ``y ~ Bernoulli(sigmoid(f(x)))`` where f is an FM
-    with ``w ~ N(0, (scale/2)^2)`` and ``v_i ~ N(0, scale^2 / n_factors)``.
+    with ``w ~ N(0, (scale/2)^2)`` and ``v_i ~ N(0, scale^2 / n_factors)``.  Field f occupies the
+    f-th consecutive block of columns.
 
     Parameters
     ----------
@@ -80,10 +95,18 @@ def make_fm_classification(n_samples=10000, *, n_fields=8, field_size=50, field_
     random_state : int, RandomState instance or None
     return_params : bool, default=False
         Also return the planted parameters ``{"intercept", "coef", "factors"}``.
+    return_fields : bool, default=False
+        Also return the field of each column.
 
     Returns
     -------
-    X : CSR matrix (n_samples, n_features), y : ndarray of {0, 1}[, params : dict]
+    X : CSR matrix of shape (n_samples, n_features)
+    y : ndarray of {0, 1}, shape (n_samples,)
+    fields : ndarray of int64, shape (n_features,)
+        Only when ``return_fields``: the field of each column (field f is the f-th block of
+        columns, ``field_sizes[f]`` wide).
+    params : dict
+        Only when ``return_params``.
     """
     rs = check_random_state(random_state)
     sizes = _field_sizes(n_fields, field_size, field_sizes)
@@ -94,33 +117,67 @@ def make_fm_classification(n_samples=10000, *, n_fields=8, field_size=50, field_
     params["intercept"] = -float(np.median(f))  # balanced classes
     f += params["intercept"]
     y = (rs.random_sample(n_samples) < 1.0 / (1.0 + np.exp(-f))).astype(np.int64)
-    return (X, y, params) if return_params else (X, y)
+    return _returned((X, y), sizes, params, return_fields, return_params)
 
 
 def make_fm_regression(n_samples=10000, *, n_fields=8, field_size=50, field_sizes=None,
                        n_factors=4, noise=0.1, skew=0.0, scale=1.0, dtype=np.float64,
-                       random_state=None, return_params=False):
+                       random_state=None, return_params=False, return_fields=False):
     """Targets ``y = f(x) + N(0, noise^2)`` of a planted factorization machine on one-hot
-    multi-field data (see :func:`make_fm_classification` for the parameters)."""
+    multi-field data (see :func:`make_fm_classification` for the other parameters).
+
+    Parameters
+    ----------
+    noise : float, default=0.1
+        Standard deviation of the Gaussian noise added to the targets.
+
+    Returns
+    -------
+    X : CSR matrix of shape (n_samples, n_features)
+    y : ndarray of float64, shape (n_samples,)
+    fields, params
+        Only when ``return_fields`` / ``return_params``: as in :func:`make_fm_classification`.
+    """
     rs = check_random_state(random_state)
     sizes = _field_sizes(n_fields, field_size, field_sizes)
     n_features = int(sizes.sum())
     params = _planted_fm(n_features, n_factors, rs, scale)
     X = _one_hot(_draw_fields(n_samples, sizes, skew, rs), n_features, dtype)
     y = fm_output(X, params) + noise * rs.standard_normal(n_samples)
-    return (X, y, params) if return_params else (X, y)
+    return _returned((X, y), sizes, params, return_fields, return_params)
 
 
-def make_frappe_like(n_samples=200000, *, n_factors=8, dtype=np.float32, random_state=None):
+def make_frappe_like(n_samples=200000, *, n_factors=8, dtype=np.float32, random_state=None,
+                     return_fields=False):
     """Data of Frappe's shape: 10 one-hot fields with Frappe's sizes (5,382 features) and a
-    Zipf-like value popularity, labels from a planted FM.  For benchmarks."""
+    Zipf-like value popularity, labels from a planted FM.  For benchmarks.
+
+    Parameters
+    ----------
+    n_samples : int, default=200000
+    n_factors : int, default=8
+        Rank of the planted interactions.
+    dtype : dtype, default=np.float32
+    random_state : int, RandomState instance or None
+    return_fields : bool, default=False
+        Also return the field of each column.
+
+    Returns
+    -------
+    X : CSR matrix of shape (n_samples, 5382)
+    y : ndarray of {0, 1}, shape (n_samples,)
+    fields : ndarray of int64, shape (5382,)
+        Only when ``return_fields``: field f is the f-th block of columns,
+        ``FRAPPE_FIELD_SIZES[f]`` wide.
+    """
     return make_fm_classification(n_samples, field_sizes=FRAPPE_FIELD_SIZES, n_factors=n_factors,
-                                  skew=1.0, dtype=dtype, random_state=random_state)
+                                  skew=1.0, dtype=dtype, random_state=random_state,
+                                  return_fields=return_fields)
 
 
 def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_context=2,
                       context_size=10, n_factors=4, holdout=0.5, scale=1.5, dtype=np.float64,
-                      random_state=None, return_params=False):
+                      random_state=None, return_params=False, return_fields=False):
     """The case MixFM targets: user-item interactions never observed in training.
 
     Rows have a user, an item and ``n_context`` context fields (one-hot).  Labels come from a
@@ -129,9 +186,32 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
     every test row uses such a pair, so the test set asks the model to score feature pairs
     that never co-occurred in training.
 
+    Parameters
+    ----------
+    n_train, n_test : int, default=4000, 2000
+        Rows of the training and test sets.
+    n_users, n_items : int, default=100
+        Values of the user and item fields.
+    n_context : int, default=2
+        Number of context fields.
+    context_size : int, default=10
+        Values of each context field.
+    holdout : float, default=0.5
+        Fraction of the (user, item) pairs held out of training, in (0, 1).
+    scale : float, default=1.5
+        Scale of the planted weights.
+    n_factors, dtype, random_state, return_params, return_fields
+        As in :func:`make_fm_classification`.
+
     Returns
     -------
-    X_train, X_test, y_train, y_test[, params]
+    X_train, X_test : CSR matrices with n_users + n_items + n_context * context_size columns
+    y_train, y_test : ndarrays of {0, 1}
+    fields : ndarray of int64, shape (n_features,)
+        Only when ``return_fields``: the users' columns are field 0, the items' field 1, then
+        context field c is field 2 + c (consecutive blocks in that order).
+    params : dict
+        Only when ``return_params``.
     """
     rs = check_random_state(random_state)
     if not 0.0 < holdout < 1.0:
@@ -165,5 +245,5 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
     for X in (X_train, X_test):
         f = fm_output(X, params)
         out.append((rs.random_sample(X.shape[0]) < 1.0 / (1.0 + np.exp(-f))).astype(np.int64))
-    res = (X_train, X_test, out[0], out[1])
-    return res + (params,) if return_params else res
+    return _returned((X_train, X_test, out[0], out[1]), sizes, params, return_fields,
+                     return_params)
