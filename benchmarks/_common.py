@@ -337,7 +337,7 @@ def skfm_epoch_targets():
     augmentation of an epoch, the gather of its rows, and the compiled epoch kernel."""
     import importlib
     out = []
-    for label, mod, owner, attr in [("epoch", "skfm._base", None, "run_epoch"),
+    for label, mod, owner, attr in [("epoch", "skfm._trainer", None, "run_epoch"),
                                     ("augment", "skfm._trainer", "Augmenter", "epoch_rows"),
                                     ("gather", "skfm._kernels.csr", None, "gather_sizes"),
                                     ("gather", "skfm._kernels.csr", None, "gather_fill"),
@@ -348,6 +348,18 @@ def skfm_epoch_targets():
         except (ImportError, AttributeError):
             out.append((label, object(), attr))  # reported as missing
     return out
+
+
+def skfm_class(model, augmentation=None, task="classifier"):
+    """The registered skfm estimator of ``model`` ("FM", "NFM", ...; needs skfm imported): the
+    class with ``augmentation`` preset where the model has one (MixFMClassifier for "FM" and
+    "mix"), else the model's base class (the caller passes ``augmentation`` anyway)."""
+    from skfm._platform import all_estimators
+    entries = all_estimators(model, task)
+    if not entries:
+        raise KeyError(f"skfm has no registered {model} {task}")
+    presets = [e.cls for e in entries if e.augmentation == augmentation]
+    return (presets or [e.cls for e in entries if e.augmentation is None])[0]
 
 
 def parallel_region_cost_us(threads, reps=300):

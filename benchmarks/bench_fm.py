@@ -323,7 +323,7 @@ def main(argv=None):
 
     print(f"where a synthetic fit's time goes, s per epoch (mean over the fastest "
           f"{1 + a.fit_epochs}-epoch fit): setup = fit minus epochs (validation, CSR copy, "
-          "init); epoch = _base.run_epoch; "
+          "init); epoch = _trainer.run_epoch; "
           "gather = csr.gather_sizes + gather_fill (the epoch's rows in training order); train "
           "kernel = the "
           "compiled minibatch loop FMCore.train_epoch; python = epoch minus its parts; empty "

@@ -39,15 +39,15 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 
-METHODS = {  # torch_ref --method -> (skfm estimator, augmentation)
-    "fm": ("FMClassifier", None),
-    "copy": ("FMClassifier", "copy"),
-    "mix": ("MixFMClassifier", "mix"),
-    "sm": ("SMFMClassifier", "saliency"),
+METHODS = {  # torch_ref --method -> skfm augmentation
+    "fm": None,
+    "copy": "copy",
+    "mix": "mix",
+    "sm": "saliency",
 }
 DEFAULT_EPOCHS = {"fm": 3, "copy": 2, "mix": 2, "sm": 2}
-MODELS = {  # torch_ref --model -> (skfm class prefix, its model options)
-    "fm": (None, {}),
+MODELS = {  # torch_ref --model -> (skfm model, its model options)
+    "fm": ("FM", {}),
     "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu", "dropout_bi": 0.0,
                     "dropout_hidden": 0.0, "batch_norm": False}),
     "afm": ("AFM", {"attention_factor": 64, "dropout": 0.0, "attention_alpha": 0.0}),
@@ -183,12 +183,9 @@ def run_torch(a, model, method, threads, epochs):
 
 # ------------------------------------------------------------------------------------ skfm
 def skfm_estimator(a, method, threads, epochs, model="fm"):
-    import skfm
-    cls_name, aug = METHODS[method]
-    prefix, options = MODELS[model]
-    if prefix is not None:
-        cls_name = prefix + "Classifier"
-    return getattr(skfm, cls_name)(
+    aug = METHODS[method]
+    name, options = MODELS[model]
+    return C.skfm_class(name, aug)(
         n_factors=a.dim, solver="adam", learning_rate_init=a.lr, batch_size=a.batch,
         max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
         random_state=a.seed, n_jobs=threads, augmentation=aug, mix_alpha=0.5, mix_beta=0.5,
@@ -221,7 +218,7 @@ def run_skfm(a, data, model, method, threads, epochs):
     clf = skfm_estimator(a, method, threads, epochs, model).fit(Xtr, ytr)
     assert clf.n_iter_ == epochs, clf.n_iter_
     p = clf.predict_proba(Xte)[:, 1]
-    rows = Xtr.shape[0] * (1 if METHODS[method][1] is None else 2)
+    rows = Xtr.shape[0] * (1 if METHODS[method] is None else 2)
     return {"epoch_s": epoch_s, "cpu_per_wall": cpu / epoch_s if epoch_s > 0 else float("nan"),
             "others": tk.others, "rows_per_epoch": rows, "gen_s": gen,
             "test_auc": roc_auc_score(yte, p), "test_logloss": log_loss(yte, p)}

@@ -39,7 +39,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, roc_auc_score
 
-from skfm import FMClassifier
+from skfm._platform import get_estimator
 from skfm.datasets import load_libfm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,13 +52,8 @@ MODELS = {"fm": ("FM", {}), "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activa
 
 
 def estimator_class(model):
-    if model == "fm":
-        return FMClassifier
-    if model == "nfm":
-        from skfm._nfm import NFMClassifier
-        return NFMClassifier
-    from skfm._afm import AFMClassifier
-    return AFMClassifier
+    """The skfm classifier of a --models choice, from skfm's registry of estimators."""
+    return get_estimator(MODELS[model][0], "classifier")
 
 
 def label(model, method):

@@ -5,10 +5,10 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import (BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin,
-                    finite_output)
+from ._base import finite_output
 from ._cores import SOLVERS, FMCore
 from ._kernels import afm as kafm
+from ._platform import Model, Param, make_estimator
 from ._trainer import numba_threads, readonly_float64
 
 __all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
@@ -117,20 +117,8 @@ class AFMCore:
         return loss, steps, status
 
 
-class _AFMMixin:
-    """AFM options, the core factory and the attention-score inspection method."""
-
-    _afm_constraints = {
-        "attention_factor": [Interval(Integral, 1, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "attention_alpha": [Interval(Real, 0, None, closed="left")],
-    }
-
-    _structural_params = ("n_factors", "attention_factor")
-
-    def _make_core(self):
-        return AFMCore(self._fitted_or_current("attention_factor"), self.dropout,
-                       self.attention_alpha)
+class _AFMMethods:
+    """The AFM estimators' own method: the attention-score inspection."""
 
     def attention_scores(self, X):
         """Attention weights a_ij (AFM Eq. 5) of every pair of nonzero features of every row.
@@ -160,101 +148,48 @@ class _AFMMixin:
         return indptr, pairs, finite_output(weights, X, "The attention weights")
 
 
-_SHARED_DOC = """
-    The model (Xiao et al. 2017, Eq. 6) for a row x with nonzeros x_i is
-
-        f(x) = w0 + sum_i w_i x_i + p^T sum_{i<j} a_ij (v_i * v_j) x_i x_j,
-        a_ij = softmax over the row's pairs of h^T ReLU(W (v_i * v_j) x_i x_j + b),
-
-    with W (t x d), b, h (t) and p (d) the attention head (p starts at 1, W and b at
-    N(0, 2 / (d + t)), h at N(0, 1)).  A row with fewer than two nonzeros has no pair term.
-    The cost of a row is O(m^2 t d) for m nonzeros.  Numba kernels on the CSR rows; gradients
-    are closed-form, saliency is computed by forward-mode tangent propagation.
-
-    Parameters
-    ----------
-    n_factors : int, default=8
-        Embedding size d.
-    solver, learning_rate_init, batch_size, max_iter, tol, init_std, shuffle, random_state,
-    early_stopping, validation_fraction, n_iter_no_change, warm_start, verbose, n_jobs, beta_1,
-    beta_2, epsilon, augmentation, mix_alpha, mix_beta, mix_ratio, n_candidates
-        As in :class:`FMClassifier` (embedding rows are updated lazily, the attention head and
-        the intercept densely, every step).
-    alpha : float, default=1e-5
-        L2 penalty on the rows (w_j, v_j) of the features present in a minibatch.
-    attention_factor : int, default=64
-        t, the hidden size of the attention network.
-    dropout : float, default=0.0
-        Dropout rate on the attention-pooled vector (inverted dropout, training only; the
-        masks are a pure function of the model's seed, epoch, step and row, so results do not
-        depend on ``n_jobs``).
-    attention_alpha : float, default=0.0
-        L2 penalty on W (AFM Eq. 8): ``attention_alpha / 2 ||W||^2`` is added to every
-        minibatch objective.
-
-    Attributes
-    ----------
-    intercept_, coef_, factors_, n_features_in_, n_iter_, t_, loss_curve_, best_loss_,
-    validation_scores_, best_validation_score_, classes_ (classifier only)
-        As in :class:`FMClassifier`.
-
-    References
-    ----------
-    J. Xiao et al. Attentional Factorization Machines: Learning the Weight of Feature
-    Interactions via Attention Networks. IJCAI 2017.
-"""
+def _afm_core(estimator, fields):
+    return AFMCore(estimator._fitted_or_current("attention_factor"), estimator.dropout,
+                   estimator.attention_alpha)
 
 
-class AFMClassifier(_AFMMixin, FMClassifierMixin, BaseFactorizationMachine):
-    __doc__ = ("Attentional factorization machine classifier (logistic loss; one-vs-rest for "
-               "more than two classes).\n" + _SHARED_DOC)
+AFM = Model(
+    name="AFM",
+    module=__name__,
+    title="Attentional factorization machine {task}",
+    summary="""
+        The model (Xiao et al. 2017, Eq. 6) for a row x with nonzeros x_i is
 
-    _parameter_constraints = {**BaseFactorizationMachine._parameter_constraints,
-                              **_AFMMixin._afm_constraints}
+            f(x) = w0 + sum_i w_i x_i + p^T sum_{i<j} a_ij (v_i * v_j) x_i x_j,
+            a_ij = softmax over the row's pairs of h^T ReLU(W (v_i * v_j) x_i x_j + b),
 
-    def __init__(self, n_factors=8, *, solver="adam", learning_rate_init=0.01, batch_size="auto",
-                 max_iter=100, tol=1e-4, alpha=1e-5, init_std=0.01, shuffle=True,
-                 random_state=None, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, warm_start=False, verbose=0, n_jobs=None, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, augmentation=None, mix_alpha=0.5, mix_beta=0.5,
-                 mix_ratio=1.0, n_candidates=10, attention_factor=64, dropout=0.0,
-                 attention_alpha=0.0):
-        super().__init__(
-            n_factors,
-            solver=solver, learning_rate_init=learning_rate_init, batch_size=batch_size,
-            max_iter=max_iter, tol=tol, alpha=alpha, init_std=init_std, shuffle=shuffle,
-            random_state=random_state, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            warm_start=warm_start, verbose=verbose, n_jobs=n_jobs, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, augmentation=augmentation, mix_alpha=mix_alpha, mix_beta=mix_beta,
-            mix_ratio=mix_ratio, n_candidates=n_candidates)
-        self.attention_factor = attention_factor
-        self.dropout = dropout
-        self.attention_alpha = attention_alpha
+        with W (t x d), b, h (t) and p (d) the attention head (p starts at 1, W and b at
+        N(0, 2 / (d + t)), h at N(0, 1)).  A row with fewer than two nonzeros has no pair term.
+        The cost of a row is O(m^2 t d) for m nonzeros.  Numba kernels on the CSR rows; gradients
+        are closed-form, saliency is computed by forward-mode tangent propagation.  Embedding
+        rows are updated lazily, the attention head and the intercept densely, every step.
+    """,
+    core=_afm_core,
+    params=(
+        Param("attention_factor", 64, [Interval(Integral, 1, None, closed="left")], "int",
+              "t, the hidden size of the attention network.", structural=True),
+        Param("dropout", 0.0, [Interval(Real, 0, 1, closed="left")], "float",
+              "Dropout rate on the attention-pooled vector (inverted dropout, training only; the "
+              "masks are a pure function of the model's seed, epoch, step and row, so results "
+              "do not depend on ``n_jobs``)."),
+        Param("attention_alpha", 0.0, [Interval(Real, 0, None, closed="left")], "float",
+              "L2 penalty on W (AFM Eq. 8): ``attention_alpha / 2 ||W||^2`` is added to every "
+              "minibatch objective."),
+    ),
+    methods=_AFMMethods,
+    related=("FM", "NFM"),
+    references="""
+        J. Xiao et al. Attentional Factorization Machines: Learning the Weight of Feature
+        Interactions via Attention Networks. IJCAI 2017.
+    """,
+    example={"n_factors": 4, "attention_factor": 8, "max_iter": 10},
+    fast={"n_factors": 3, "attention_factor": 4, "max_iter": 3, "batch_size": 32},
+)
 
-
-class AFMRegressor(_AFMMixin, FMRegressorMixin, BaseFactorizationMachine):
-    __doc__ = "Attentional factorization machine regressor (squared loss).\n" + _SHARED_DOC
-
-    _parameter_constraints = {**BaseFactorizationMachine._parameter_constraints,
-                              **_AFMMixin._afm_constraints}
-
-    def __init__(self, n_factors=8, *, solver="adam", learning_rate_init=0.01, batch_size="auto",
-                 max_iter=100, tol=1e-4, alpha=1e-5, init_std=0.01, shuffle=True,
-                 random_state=None, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, warm_start=False, verbose=0, n_jobs=None, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, augmentation=None, mix_alpha=0.5, mix_beta=0.5,
-                 mix_ratio=1.0, n_candidates=10, attention_factor=64, dropout=0.0,
-                 attention_alpha=0.0):
-        super().__init__(
-            n_factors,
-            solver=solver, learning_rate_init=learning_rate_init, batch_size=batch_size,
-            max_iter=max_iter, tol=tol, alpha=alpha, init_std=init_std, shuffle=shuffle,
-            random_state=random_state, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            warm_start=warm_start, verbose=verbose, n_jobs=n_jobs, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, augmentation=augmentation, mix_alpha=mix_alpha, mix_beta=mix_beta,
-            mix_ratio=mix_ratio, n_candidates=n_candidates)
-        self.attention_factor = attention_factor
-        self.dropout = dropout
-        self.attention_alpha = attention_alpha
+AFMClassifier = make_estimator(AFM, "classifier")
+AFMRegressor = make_estimator(AFM, "regressor")

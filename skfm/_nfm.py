@@ -4,9 +4,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
 from ._cores import SOLVERS, FMCore
 from ._kernels import nfm as knfm
+from ._platform import Model, Param, make_estimator
 from ._trainer import readonly_float64
 
 __all__ = ["NFMClassifier", "NFMRegressor"]
@@ -146,128 +146,73 @@ class NFMCore:
         return loss, steps, status
 
 
-_NFM_DOC_PARAMS = """
-    hidden_layer_sizes : tuple of int, default=(64,)
-        Sizes of the hidden layers above the Bi-Interaction layer; ``()`` is NFM-0
-        (``f = w0 + sum_i w_i x_i + h . BI(x)``, which is FM when h = 1; h starts at 1).
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers.
-    dropout_bi : float in [0, 1), default=0.0
-        Dropout ratio on the Bi-Interaction vector (training only, inverted scaling).
-    dropout_hidden : float in [0, 1), default=0.0
-        Dropout ratio on the output of every hidden layer.
-    batch_norm : bool, default=False
-        Batch normalisation of every hidden layer's pre-activation, with learnable scale and
-        shift; batch statistics in training, running averages (momentum 0.1, unbiased
-        variance, as torch) at prediction and for saliency.  Unlike the paper it is not applied
-        to the Bi-Interaction vector; with ``hidden_layer_sizes=()`` it has no effect.
-
-    The MLP weights and biases start as N(0, 2 / (n_in + n_out)), h as N(0, 2 / (n_L + 1));
-    they are updated densely every step by the same solver, and ``alpha`` penalises only the
-    embedding rows ``(w_j, v_j)`` of the features in a minibatch (lazily, as in FM).
-"""
-
-_NFM_CONSTRAINTS = {
-    **BaseFactorizationMachine._parameter_constraints,
-    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "activation": [StrOptions(set(ACTIVATIONS))],
-    "dropout_bi": [Interval(Real, 0, 1, closed="left")],
-    "dropout_hidden": [Interval(Real, 0, 1, closed="left")],
-    "batch_norm": ["boolean"],
-}
+def _hidden_tuple(hidden):
+    """hidden_layer_sizes as a tuple (an int is one layer)."""
+    return (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
 
 
-class _NFMMixin:
-    _structural_params = ("n_factors", "hidden_layer_sizes", "activation", "batch_norm")
-
-    def _hidden(self):
-        hidden = self.hidden_layer_sizes
-        return (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-
-    def _structure(self):
-        return dict(super()._structure(), hidden_layer_sizes=self._hidden())
-
-    def _make_core(self):
-        # prediction reads the layout stored with the parameters (params["layout"]); training
-        # with another layout is refused by the structure check of _fit
-        hidden = self._hidden()
-        if any(not isinstance(n, Integral) or isinstance(n, (bool, np.bool_)) or n < 1
-               for n in hidden):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got "
-                             f"{self.hidden_layer_sizes!r}.")
-        return NFMCore(hidden, self._fitted_or_current("activation"), self.dropout_bi,
-                       self.dropout_hidden, self._fitted_or_current("batch_norm"))
+def _nfm_core(estimator, fields):
+    # prediction reads the layout stored with the parameters (params["layout"]); training
+    # with another layout is refused by the structure check of _fit
+    hidden = _hidden_tuple(estimator.hidden_layer_sizes)
+    if any(not isinstance(n, Integral) or isinstance(n, (bool, np.bool_)) or n < 1
+           for n in hidden):
+        raise ValueError(f"hidden_layer_sizes must be positive integers, got "
+                         f"{estimator.hidden_layer_sizes!r}.")
+    return NFMCore(hidden, estimator._fitted_or_current("activation"), estimator.dropout_bi,
+                   estimator.dropout_hidden, estimator._fitted_or_current("batch_norm"))
 
 
-class NFMClassifier(_NFMMixin, FMClassifierMixin, BaseFactorizationMachine):
-    __doc__ = ("""Neural factorization machine classifier (He & Chua 2017).
+NFM = Model(
+    name="NFM",
+    module=__name__,
+    title="Neural factorization machine {task} (He & Chua 2017)",
+    summary="""
+        For a row x with embeddings v_i: BI(x) = 0.5 [(sum_i v_i x_i)^2 - sum_i (v_i x_i)^2]
+        (element-wise), z_0 = dropout(BI), z_l = dropout(act(BN(W_l z_{l-1} + b_l))) and
 
-    For a row x with embeddings v_i: BI(x) = 0.5 [(sum_i v_i x_i)^2 - sum_i (v_i x_i)^2]
-    (element-wise), z_0 = dropout(BI), z_l = dropout(act(BN(W_l z_{l-1} + b_l))) and
+            f(x) = w0 + sum_i w_i x_i + h . z_L.
 
-        f(x) = w0 + sum_i w_i x_i + h . z_L.
+        Numba kernels on the CSR rows run the dense layers as BLAS products over blocks of
+        rows; gradients are closed-form.
+    """,
+    core=_nfm_core,
+    params=(
+        Param("hidden_layer_sizes", (64,), ["array-like", Interval(Integral, 1, None,
+                                                                    closed="left")],
+              "tuple of int",
+              "Sizes of the hidden layers above the Bi-Interaction layer; ``()`` is NFM-0 (``f = "
+              "w0 + sum_i w_i x_i + h . BI(x)``, which is FM when h = 1; h starts at 1).",
+              structural=True, normalise=_hidden_tuple),
+        Param("activation", "relu", [StrOptions(set(ACTIVATIONS))],
+              '{"relu", "tanh", "logistic", "identity"}', "Activation of the hidden layers.",
+              structural=True),
+        Param("dropout_bi", 0.0, [Interval(Real, 0, 1, closed="left")], "float in [0, 1)",
+              "Dropout ratio on the Bi-Interaction vector (training only, inverted scaling)."),
+        Param("dropout_hidden", 0.0, [Interval(Real, 0, 1, closed="left")], "float in [0, 1)",
+              "Dropout ratio on the output of every hidden layer."),
+        Param("batch_norm", False, ["boolean"], "bool",
+              "Batch normalisation of every hidden layer's pre-activation, with learnable scale "
+              "and shift; batch statistics in training, running averages (momentum 0.1, "
+              "unbiased variance, as torch) at prediction and for saliency.  Unlike the paper it "
+              "is not applied to the Bi-Interaction vector; with ``hidden_layer_sizes=()`` it has "
+              "no effect.", structural=True),
+    ),
+    after="n_factors",
+    related=("FM", "AFM"),
+    notes="""
+        The MLP weights and biases start as N(0, 2 / (n_in + n_out)), h as N(0, 2 / (n_L + 1));
+        they are updated densely every step by the same solver, and ``alpha`` penalises only
+        the embedding rows ``(w_j, v_j)`` of the features in a minibatch (lazily, as in FM).
+        ``augmentation="saliency"`` is the SMFM paper's SMNFM.
+    """,
+    references="""
+        X. He and T.-S. Chua. Neural Factorization Machines for Sparse Predictive Analytics.
+        SIGIR 2017.
+    """,
+    example={"n_factors": 4, "hidden_layer_sizes": (16,), "max_iter": 10},
+    fast={"n_factors": 3, "hidden_layer_sizes": (8,), "max_iter": 3, "batch_size": 32},
+)
 
-    Logistic loss; multiclass is one-vs-rest.  Every other parameter and attribute is as in
-    :class:`skfm.FMClassifier` (``factors_`` are the embeddings V).
-
-    Parameters
-    ----------
-    n_factors, solver, learning_rate_init, batch_size, max_iter, tol, alpha, init_std, shuffle,
-    random_state, early_stopping, validation_fraction, n_iter_no_change, warm_start, verbose,
-    n_jobs, beta_1, beta_2, epsilon, augmentation, mix_alpha, mix_beta, mix_ratio, n_candidates
-        See :class:`skfm.FMClassifier`.""" + _NFM_DOC_PARAMS + """
-    References
-    ----------
-    X. He and T.-S. Chua. Neural Factorization Machines for Sparse Predictive Analytics.
-    SIGIR 2017.
-    """)
-
-    _parameter_constraints = _NFM_CONSTRAINTS
-
-    def __init__(self, n_factors=8, *, hidden_layer_sizes=(64,), activation="relu",
-                 dropout_bi=0.0, dropout_hidden=0.0, batch_norm=False, solver="adam",
-                 learning_rate_init=0.01, batch_size="auto", max_iter=100, tol=1e-4, alpha=1e-5,
-                 init_std=0.01, shuffle=True, random_state=None, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, warm_start=False, verbose=0,
-                 n_jobs=None, beta_1=0.9, beta_2=0.999, epsilon=1e-8, augmentation=None,
-                 mix_alpha=0.5, mix_beta=0.5, mix_ratio=1.0, n_candidates=10):
-        BaseFactorizationMachine.__init__(
-            self, n_factors, solver=solver, learning_rate_init=learning_rate_init,
-            batch_size=batch_size, max_iter=max_iter, tol=tol, alpha=alpha, init_std=init_std,
-            shuffle=shuffle, random_state=random_state, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            warm_start=warm_start, verbose=verbose, n_jobs=n_jobs, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, augmentation=augmentation, mix_alpha=mix_alpha, mix_beta=mix_beta,
-            mix_ratio=mix_ratio, n_candidates=n_candidates)
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.dropout_bi = dropout_bi
-        self.dropout_hidden = dropout_hidden
-        self.batch_norm = batch_norm
-
-
-class NFMRegressor(_NFMMixin, FMRegressorMixin, BaseFactorizationMachine):
-    __doc__ = ("""Neural factorization machine regressor (He & Chua 2017).
-
-    For a row x with embeddings v_i: BI(x) = 0.5 [(sum_i v_i x_i)^2 - sum_i (v_i x_i)^2]
-    (element-wise), z_0 = dropout(BI), z_l = dropout(act(BN(W_l z_{l-1} + b_l))) and
-
-        f(x) = w0 + sum_i w_i x_i + h . z_L.
-
-    Squared loss.  Every other parameter and attribute is as in :class:`skfm.FMRegressor`.
-
-    Parameters
-    ----------
-    n_factors, solver, learning_rate_init, batch_size, max_iter, tol, alpha, init_std, shuffle,
-    random_state, early_stopping, validation_fraction, n_iter_no_change, warm_start, verbose,
-    n_jobs, beta_1, beta_2, epsilon, augmentation, mix_alpha, mix_beta, mix_ratio, n_candidates
-        See :class:`skfm.FMRegressor`.""" + _NFM_DOC_PARAMS + """
-    References
-    ----------
-    X. He and T.-S. Chua. Neural Factorization Machines for Sparse Predictive Analytics.
-    SIGIR 2017.
-    """)
-
-    _parameter_constraints = _NFM_CONSTRAINTS
-
-    __init__ = NFMClassifier.__init__
+NFMClassifier = make_estimator(NFM, "classifier")
+NFMRegressor = make_estimator(NFM, "regressor")

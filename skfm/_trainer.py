@@ -1,19 +1,38 @@
-"""The one training loop of skfm: epochs, augmentation, minibatch kernels, threads.
+"""The one training loop of skfm: epochs, early stopping, divergence checks, augmentation,
+minibatch kernels, threads.
 
 Everything here is model-agnostic: a *core* (see ``skfm._cores``) supplies parameter layout and
-kernels; the estimator (``skfm._base``) supplies validated arrays and hyperparameters.
+kernels; the estimator (``skfm._base``) supplies validated arrays and hyperparameters, and
+:func:`fit_epochs` runs the epochs of its fit or partial_fit.
 """
 import contextlib
+import copy
 import functools
+import time
+import warnings
 
 import numba
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from ._kernels import csr as kcsr
 from ._kernels import mixup as kmix
+from ._kernels.losses import LOGISTIC, SQUARED
 
 _EMPTY_CACHE = {}
+
+#: the training loss at which training counts as diverged, as a multiple of the yardstick
+#: (see loss_scale)
+DIVERGED_FACTOR = 1e6
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised when the training loss or a parameter becomes non-finite, the training loss grows
+    over 1e6 times the starting model's (see the user guide's error table), or the trained
+    model's outputs overflow on the training rows.
+
+    The estimator is left unfitted: it never keeps a model with NaN or infinite parameters."""
 
 
 def readonly(a):
@@ -301,3 +320,176 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
         if status:
             return total / len(order), steps, status
     return total / len(order), steps, 0
+
+
+# ------------------------------------------------------------------------------ the epoch loop
+def settings(est, n_rows):
+    """The optimizer settings of the kernels (``hp``) for an estimator's hyperparameters."""
+    batch = min(256, n_rows) if est.batch_size == "auto" else min(est.batch_size, n_rows)
+    return {"batch_size": int(batch), "solver": est.solver,
+            "lr": float(est.learning_rate_init), "beta_1": float(est.beta_1),
+            "beta_2": float(est.beta_2), "epsilon": float(est.epsilon),
+            "loss_id": est._loss_id, "alpha": float(est.alpha)}
+
+
+def make_augmenter(est):
+    """The Augmenter of an estimator's augmentation hyperparameters (None without)."""
+    if est.augmentation is None:
+        return None
+    return Augmenter(est.augmentation, est.mix_alpha, est.mix_beta, est.mix_ratio,
+                     est.n_candidates)
+
+
+def mean_loss(est, X, Y, sw):
+    """The model's sample-weighted mean loss on the rows X (summed over the outputs)."""
+    F = est._decision(X)
+    with np.errstate(all="ignore"):
+        if est._loss_id == LOGISTIC:
+            L = np.logaddexp(0.0, F) - Y * F
+        else:
+            L = 0.5 * (F - Y) ** 2
+    return float(np.average(L.sum(1), weights=sw)) if sw.sum() > 0 else float(L.sum(1).mean())
+
+
+def loss_scale(est, X, Y, sw, first_call):
+    """(start, scale) for the divergence checks.  ``start`` is the mean training loss (as
+    loss_curve_ counts it) of the model training starts from: on a first fit one whose
+    outputs are all 0 (the initial model, up to its small random factors), on a continued
+    fit (warm_start, partial_fit) the fitted model on these rows, which new data may
+    legitimately put far above the zero model.  ``scale`` is the largest of it, the zero
+    model's loss and the mean sample weight."""
+    msw = float(np.mean(sw)) if len(sw) else 1.0
+    if est._loss_id == LOGISTIC:
+        zero = float(np.log(2.0) * msw * Y.shape[1])
+    else:
+        zero = 0.5 * float(np.mean(sw[:, None] * Y * Y)) * Y.shape[1]
+    start = zero
+    if not first_call and msw > 0:
+        with np.errstate(all="ignore"):
+            start = mean_loss(est, X, Y, sw) * msw
+        if not np.isfinite(start):
+            start = zero
+    return start, max(start, zero, msw)
+
+
+def diverged(est, when, what, how="became non-finite"):
+    """Leave the estimator unfitted and raise TrainingDivergedError."""
+    est._forget()
+    raise TrainingDivergedError(
+        f"Training diverged {when}: the {what} {how}. Use a lower "
+        f"learning_rate_init (now {est.learning_rate_init:g}) or scale the input features"
+        f"{' and the targets' if est._loss_id == SQUARED else ''}; the estimator has been "
+        "reset to unfitted.")
+
+
+def _start_early_stopping(est, validation, first_call):
+    """Early stopping's state before the epochs; returns the parameters to beat (None on a
+    first fit)."""
+    if first_call or getattr(est, "validation_scores_", None) is None:
+        est.validation_scores_ = []
+    if first_call:
+        est.best_validation_score_ = -np.inf
+        return None
+    # a warm-started fit goes on from the fitted model (the last early-stopping fit's best
+    # epoch) and keeps it unless one of its own epochs validates better on the validation rows
+    best_params = copy.deepcopy(est._params)
+    start_score = -mean_loss(est, *validation)
+    est.best_validation_score_ = start_score if np.isfinite(start_score) else -np.inf
+    return best_params
+
+
+def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validation=None):
+    """Train the estimator's model (``est._params``, ``est._states``) for up to ``epochs``
+    epochs on the CSRData rows X with targets Y (n, n_outputs) and weights sw; returns est.
+
+    Updates the progress attributes (``n_iter_``, ``t_``, ``loss_curve_``, ``best_loss_``,
+    ``validation_scores_``, ``best_validation_score_``).  ``validation`` = (X, Y, sw) of the
+    held-out rows turns on early stopping: the best epoch's parameters are restored.  A fit
+    (not a ``partial`` one) stops after ``n_iter_no_change`` epochs without improvement and
+    warns when it reaches ``epochs`` without.  A non-finite loss or parameter, a loss over
+    DIVERGED_FACTOR times the yardstick (loss_scale) or non-finite outputs raise
+    TrainingDivergedError and leave the estimator unfitted."""
+    if first_call:
+        est.n_iter_ = 0
+        est.t_ = 0
+        est.loss_curve_ = []
+        est.best_loss_ = np.inf
+    if first_call or not partial:
+        est._no_improvement_count = 0
+    early = validation is not None
+    best_params = None
+    if early:
+        best_params = _start_early_stopping(est, validation, first_call)
+    else:
+        est.validation_scores_ = None
+        est.best_validation_score_ = None
+
+    hp = settings(est, X.n_rows)
+    # A training loss this far above the starting model's means the optimizer has blown
+    # up, even while every value is still finite
+    start, scale = loss_scale(est, X, Y, sw, first_call)
+    blown_up = DIVERGED_FACTOR * scale
+    Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see readonly)
+    augmenter = make_augmenter(est)
+    n_epoch = X.n_rows + (augmenter.n_new(X.n_rows) if augmenter is not None else 0)
+    slots = feature_slots(est.n_features_in_, est.n_jobs,
+                          sum(a.nbytes for prm in est._params for a in prm.values()),
+                          -(-n_epoch // hp["batch_size"]))
+    ws = Workspace()  # the epochs' large buffers, reused from epoch to epoch
+    stopped = False
+    with numba_threads(est.n_jobs):
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            epoch = est.n_iter_
+            loss, steps, status = run_epoch(core, est._params, est._states, X, Y, sw, rng,
+                                            epoch, hp, augmenter, est.shuffle, slots, ws)
+            est.n_iter_ += 1
+            est.t_ += steps
+            if status or not np.isfinite(loss):
+                diverged(est, f"in epoch {epoch + 1}", "parameters" if status == 2 else "loss")
+            if loss > blown_up:
+                diverged(est, f"in epoch {epoch + 1}", "loss",
+                         f"grew to {loss:.3g}, more than {DIVERGED_FACTOR:.0e} times the "
+                         f"starting model's ({start:.3g}) or the mean sample weight")
+            est.loss_curve_.append(float(loss))
+            msg = f"Epoch {est.n_iter_}, loss = {loss:.6f}"
+            if early:
+                score = -mean_loss(est, *validation)
+                est.validation_scores_.append(score)
+                msg += f", validation score = {score:.6f}"
+                if score > est.best_validation_score_:
+                    best_params = copy.deepcopy(est._params)
+                improved = not score < est.best_validation_score_ + est.tol  # NaN: improved
+                est.best_validation_score_ = max(est.best_validation_score_, score)
+            else:
+                improved = not loss > est.best_loss_ - est.tol
+            est._no_improvement_count = 0 if improved else est._no_improvement_count + 1
+            est.best_loss_ = min(est.best_loss_, loss)
+            if est.verbose:
+                print(msg + f", {time.perf_counter() - t0:.3f} s", flush=True)
+            if not partial and est._no_improvement_count >= est.n_iter_no_change:
+                stopped = True
+                if est.verbose:
+                    what = "Validation score" if early else "Training loss"
+                    print(f"{what} did not improve more than tol={est.tol} for "
+                          f"{est.n_iter_no_change} consecutive epochs. Stopping.")
+                break
+    if early and best_params is not None:
+        est._params = best_params
+    elif est.loss_curve_ and est.loss_curve_[-1] > 2.0 * scale:
+        warnings.warn(
+            f"The last epoch's training loss, {est.loss_curve_[-1]:.3g}, is above "
+            f"{2.0 * scale:.3g}, twice the larger of the starting model's loss "
+            f"({start:.3g}) and the mean sample weight: training has likely diverged. Use "
+            f"a lower learning_rate_init (now {est.learning_rate_init:g}).",
+            ConvergenceWarning)
+    # Finite parameters can still give infinite outputs once they have blown up: check the
+    # model on (up to) 1024 training rows before returning it.
+    probe = X.take(np.arange(min(X.n_rows, 1024)))
+    with np.errstate(all="ignore"):
+        if not np.isfinite(est._decision(probe)).all():
+            diverged(est, f"after epoch {est.n_iter_}", "model outputs")
+    if not partial and not stopped:
+        warnings.warn(f"Stochastic optimizer: maximum iterations ({epochs}) reached and the "
+                      "optimization hasn't converged yet.", ConvergenceWarning)
+    return est

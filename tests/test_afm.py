@@ -12,15 +12,12 @@ differences (step 1e-6) rtol 1e-5 / atol 1e-7.  Problems are drawn from a seeded
 (hypothesis draws the seed and the sizes), so a finite-difference step straddling a ReLU kink is
 as unlikely as it is for random data (probability ~1e-6 per pre-activation).
 """
-import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skfm._afm import AFMClassifier, AFMCore, AFMRegressor
 from skfm._base import to_csr_data
@@ -427,26 +424,6 @@ def test_float32_input():
                     for idx, val in rows_of(X.astype(np.float32))])
     np.testing.assert_allclose(clf.decision_function(X.astype(np.float32)), ref, rtol=1e-5,
                                atol=1e-6)
-
-
-# ---------------------------------------------------------------------------------------------
-# scikit-learn API
-# ---------------------------------------------------------------------------------------------
-_EXPECTED = {
-    "check_sample_weight_equivalence_on_dense_data":
-        "minibatch SGD with a row of weight 2 takes different steps than with it duplicated",
-    "check_sample_weight_equivalence_on_sparse_data":
-        "same as on dense data: weighted minibatch steps are not duplicated-row steps",
-}
-
-
-@parametrize_with_checks([AFMClassifier(random_state=0),
-                          AFMRegressor(random_state=0)],
-                         expected_failed_checks=lambda est: dict(_EXPECTED))
-def test_sklearn_compatible(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        check(estimator)
 
 
 def _with_stored_zeros(X):

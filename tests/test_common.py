@@ -1,23 +1,27 @@
-"""scikit-learn's estimator checks over every public skfm estimator, at default settings."""
+"""The contract of every registered estimator (skfm._platform.all_estimators()): scikit-learn's
+estimator checks, determinism across n_jobs, bad input, pickling, docstrings and fields.  A model
+registered with skfm._platform.make_estimator gets all of them."""
+import doctest
+import inspect
+import pickle
 import re
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skfm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
-                  SMFMRegressor)
+import skfm
+from skfm._fields import infer_fields
+from skfm._platform import all_estimators
+from skfm.datasets import make_fm_classification, make_fm_regression
 
 # Default max_iter=100 does not converge on some of the checks' tiny data sets; that is expected.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-ESTIMATORS = [
-    FMClassifier(random_state=0),
-    FMRegressor(random_state=0),
-    MixFMClassifier(random_state=0),
-    MixFMRegressor(random_state=0),
-    SMFMClassifier(random_state=0),
-    SMFMRegressor(random_state=0),
-]
+ENTRIES = all_estimators()
+entries = pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
 
 # Checks that cannot pass for a minibatch stochastic trainer (the same for every estimator).
 _MINIBATCH_LIMITATIONS = {
@@ -33,26 +37,185 @@ def _expected_failed_checks(estimator):
     return dict(_MINIBATCH_LIMITATIONS)
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks([e.cls(random_state=0) for e in ENTRIES],
+                         expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-def _public_estimators():
-    import inspect
+def test_registry_is_the_public_estimators():
+    """Every public estimator class is registered once, and every registered one is public."""
+    public = {name for name in skfm.__all__
+              if inspect.isclass(getattr(skfm, name)) and hasattr(getattr(skfm, name), "fit")}
+    names = [e.name for e in ENTRIES]
+    assert sorted(names) == sorted(public)
+    for e in ENTRIES:
+        assert getattr(skfm, e.name) is e.cls
 
-    import skfm
-    from sklearn.base import BaseEstimator
-    return [getattr(skfm, name) for name in skfm.__all__
-            if inspect.isclass(getattr(skfm, name))
-            and issubclass(getattr(skfm, name), BaseEstimator)]
+
+def _data(entry, n_samples=200, random_state=0):
+    make = make_fm_classification if entry.task == "classifier" else make_fm_regression
+    return make(n_samples=n_samples, n_fields=4, field_size=5, random_state=random_state)
 
 
-@pytest.mark.parametrize("cls", _public_estimators(), ids=lambda c: c.__name__)
-def test_docstring_names_every_parameter(cls):
-    """help() of every public estimator shows its own docstring (not a mixin's), naming each
-    of its parameters (an expression in the docstring position leaves __doc__ None)."""
+def _output(est, X):
+    return est.decision_function(X) if hasattr(est, "decision_function") else est.predict(X)
+
+
+def _fitted(entry, **kwargs):
+    X, y = _data(entry)
+    return entry.cls(**{**entry.fast, "random_state": 0, **kwargs}).fit(X, y), X, y
+
+
+# --------------------------------------------------------------------------- determinism
+@entries
+def test_same_model_whatever_n_jobs(entry):
+    """The same random_state gives a bit-identical model on 1 and 2 threads."""
+    a, X, _ = _fitted(entry, n_jobs=1)
+    b, _, _ = _fitted(entry, n_jobs=2)
+    np.testing.assert_array_equal(_output(a, X), _output(b, X))
+    assert a.loss_curve_ == b.loss_curve_
+
+
+# --------------------------------------------------------------------------- bad input
+@entries
+def test_bad_input_raises(entry):
+    X, y = _data(entry)
+    est = entry.cls(**entry.fast)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    Xn = X.toarray()
+    Xn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(Xn, y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        est.fit(X, y[:-1])
+    est.fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        est.predict(sp.hstack([X, X]).tocsr())
+    with pytest.raises(ValueError, match="fields has 3 labels but X has 20 columns"):
+        entry.cls(**entry.fast, fields=[0, 1, 2]).fit(X, y)
+
+
+# --------------------------------------------------------------------------- pickling
+@entries
+def test_pickle_round_trip(entry):
+    est, X, y = _fitted(entry, fields="auto")
+    back = pickle.loads(pickle.dumps(est))
+    assert type(back) is entry.cls
+    assert back.get_params() == est.get_params()
+    np.testing.assert_array_equal(_output(back, X), _output(est, X))
+    np.testing.assert_array_equal(back.fields_, est.fields_)
+    # the unpickled model goes on training as the original does
+    est.partial_fit(X, y)
+    back.partial_fit(X, y)
+    np.testing.assert_array_equal(_output(back, X), _output(est, X))
+    fresh = pickle.loads(pickle.dumps(entry.cls(**entry.fast)))
+    assert fresh.get_params() == entry.cls(**entry.fast).get_params()
+
+
+# --------------------------------------------------------------------------- docstrings
+@entries
+def test_docstring_names_every_parameter_and_attribute(entry):
+    """help() of every public estimator shows its own numpydoc docstring, with an entry for
+    each parameter (in signature order, with the signature's default) and for the fitted
+    attributes, and the usual sections."""
+    cls = entry.cls
     doc = cls.__dict__.get("__doc__")
     assert doc, f"{cls.__name__} has no docstring of its own"
-    missing = [p for p in cls().get_params() if not re.search(rf"\b{p}\b", doc)]
-    assert not missing, f"{cls.__name__}'s docstring does not mention {missing}"
+    documented = re.findall(r"^    (\w+) : .*, default=(.*)$", doc, flags=re.M)
+    signature = inspect.signature(cls).parameters.values()
+    assert [name for name, _ in documented] == [p.name for p in signature]
+    for (name, shown), p in zip(documented, signature):
+        value = p.default
+        assert shown.strip('"') == (value if isinstance(value, str) else shown.strip('"'))
+        if not isinstance(value, str):
+            assert eval(shown) == value, (name, shown, value)  # 1e-5, (64,), None, ...
+    for section in ("Parameters", "Attributes", "See Also", "Examples"):
+        assert f"\n    {section}\n    {'-' * len(section)}\n" in doc, section
+    for attr in ("intercept_", "coef_", "factors_", "n_features_in_", "fields_", "n_fields_",
+                 "n_iter_", "loss_curve_") + (("classes_",) if entry.task == "classifier"
+                                                 else ()):
+        assert re.search(rf"^    {attr} : ", doc, flags=re.M), attr
+    if entry.augmentation:
+        assert f'augmentation="{entry.augmentation}"' in doc
+
+
+@entries
+def test_docstring_example_runs(entry):
+    """The Examples section is a doctest that passes (it also runs in the doctest
+    collection; this checks it is there for every registered class)."""
+    tests = doctest.DocTestFinder().find(entry.cls, entry.name, globs={})
+    examples = [ex for t in tests for ex in t.examples]
+    assert any(entry.name + "(" in ex.source for ex in examples)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for t in tests:
+        runner.run(t)
+    assert runner.failures == 0
+
+
+def test_estimator_classes_are_importable_by_module_and_name():
+    """pickle finds a class by its __module__ and __qualname__."""
+    import importlib
+    for e in ENTRIES:
+        module = importlib.import_module(e.cls.__module__)
+        assert getattr(module, e.cls.__qualname__) is e.cls
+        assert e.cls.__init__.__qualname__ == f"{e.name}.__init__"
+        assert "self.n_factors = n_factors" in inspect.getsource(e.cls.__init__)
+
+
+# --------------------------------------------------------------------------- fields
+@entries
+def test_fields_are_validated_recorded_and_ignored_by_the_math(entry):
+    """A model that is not field-aware gives the same model with and without fields, and
+    records them (relabelled) in fields_ / n_fields_; None leaves both None; "auto" infers
+    them from the training matrix."""
+    if entry.field_aware:
+        pytest.skip("field-aware: see test_platform.py")
+    X, y = _data(entry)
+    labels = np.repeat([7, 3, 9, 5], 5)
+    plain, _, _ = _fitted(entry)
+    given, _, _ = _fitted(entry, fields=labels)
+    auto, _, _ = _fitted(entry, fields="auto")
+    assert plain.fields_ is None and plain.n_fields_ is None
+    np.testing.assert_array_equal(given.fields_, np.repeat([2, 0, 3, 1], 5))
+    assert given.n_fields_ == 4 and given.fields_.shape == (X.shape[1],)
+    np.testing.assert_array_equal(auto.fields_, infer_fields(X))
+    assert auto.n_fields_ == 4
+    for est in (given, auto):
+        np.testing.assert_array_equal(_output(est, X), _output(plain, X))
+
+
+@entries
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_fields_are_structural(entry, how):
+    """A continued fit with other fields raises and leaves the model as it was; the same
+    fields (given again, or "auto", which is not inferred again) continue it."""
+    X, y = _data(entry)
+    labels = np.repeat([0, 1, 2, 3], 5)
+    est, _, _ = _fitted(entry, fields=labels, warm_start=True)
+    before = _output(est, X)
+
+    def go_on():
+        return est.fit(X, y) if how == "warm_start" else est.partial_fit(X, y)
+
+    est.set_params(fields=np.repeat([0, 1, 2, 2], 5))
+    with pytest.raises(ValueError, match="fields differ from the fields the model was fitted"):
+        go_on()
+    est.set_params(fields="auto")
+    with pytest.raises(ValueError, match="fields='auto', but the model was fitted with"):
+        go_on()
+    np.testing.assert_array_equal(_output(est, X), before)
+    est.set_params(fields=labels + 10)  # the same fields under other labels
+    go_on()
+    np.testing.assert_array_equal(est.fields_, labels)
+
+    # "auto" keeps the fields of the first fit, even where X would now infer others
+    auto, _, _ = _fitted(entry, fields="auto", warm_start=True)
+    fitted = auto.fields_.copy()
+    X2 = X.tolil()
+    X2[0, int(np.flatnonzero(X2[0].toarray()[0, :5] == 0)[0])] = 1.0  # a multi-hot row
+    X2 = X2.tocsr()
+    assert not np.array_equal(infer_fields(X2), fitted)
+    auto.fit(X2, y) if how == "warm_start" else auto.partial_fit(X2, y)
+    np.testing.assert_array_equal(auto.fields_, fitted)

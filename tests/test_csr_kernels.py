@@ -176,7 +176,6 @@ def test_estimators_are_the_same_for_any_number_of_transposition_lanes(monkeypat
     """FM, SMFM, NFM and AFM (with dropout) fitted with 1, 2, 3 and 7 lanes of feature maps
     (n_jobs only reaches as many lanes as the machine has threads): bit-identical models."""
     from skfm import AFMClassifier, FMClassifier, NFMClassifier
-    from skfm import _base
     from skfm.datasets import make_frappe_like
 
     X, y = make_frappe_like(n_samples=600, random_state=3)
@@ -187,12 +186,18 @@ def test_estimators_are_the_same_for_any_number_of_transposition_lanes(monkeypat
                                     batch_size=32, random_state=0),
               lambda: AFMClassifier(n_factors=4, attention_factor=4, dropout=0.2, max_iter=1,
                                     batch_size=32, random_state=0)]
+    used = []
+
+    def slots(n_features, *args, lanes):
+        used.append(lanes)
+        return np.full((lanes, n_features), -1, np.int32)
+
     for make in makers:
         outs = []
         for lanes in (1, 2, 3, 7):
-            monkeypatch.setattr(_base, "feature_slots",
-                                lambda n_features, *a, k=lanes: np.full((k, n_features), -1,
-                                                                        np.int32))
+            monkeypatch.setattr(trainer, "feature_slots",
+                                lambda *args, k=lanes: slots(*args, lanes=k))
             outs.append(make().fit(X, y).decision_function(X[:200]))
         for o in outs[1:]:
             np.testing.assert_array_equal(o, outs[0])
+    assert sorted(set(used)) == [1, 2, 3, 7]  # the trainer took the patched lanes

@@ -22,17 +22,22 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from skfm import (AFMRegressor, FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor,
-                  NFMClassifier, SMFMClassifier, SMFMRegressor)
+from skfm import (AFMRegressor, FMClassifier, FMRegressor, MixFMRegressor, NFMClassifier,
+                  SMFMClassifier, SMFMRegressor)
+from skfm._platform import all_estimators, get_estimator
 from skfm.datasets import make_fm_classification, make_fm_regression
 from skfm.datasets._synthetic import fm_output
 
 # Most tests stop after a few epochs on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-CLASSIFIERS = [FMClassifier, MixFMClassifier, SMFMClassifier]
-REGRESSORS = [FMRegressor, MixFMRegressor, SMFMRegressor]
+# the FM estimators of the registry: FM, MixFM and SMFM (the model-independent contract of
+# every registered estimator is in test_common.py)
+CLASSIFIERS = [e.cls for e in all_estimators("FM", "classifier")]
+REGRESSORS = [e.cls for e in all_estimators("FM", "regressor")]
 ESTIMATORS = CLASSIFIERS + REGRESSORS
+PRESETS = [(e.cls, get_estimator("FM", e.task), e.augmentation)
+           for e in all_estimators("FM") if e.augmentation]
 AUGMENTATIONS = [None, "copy", "mix", "saliency"]
 
 
@@ -140,11 +145,8 @@ def test_max_iter_reached_warns():
         FMClassifier(max_iter=2, random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize("Preset, Base, augmentation",
-                         [(MixFMClassifier, FMClassifier, "mix"),
-                          (MixFMRegressor, FMRegressor, "mix"),
-                          (SMFMClassifier, FMClassifier, "saliency"),
-                          (SMFMRegressor, FMRegressor, "saliency")])
+@pytest.mark.parametrize("Preset, Base, augmentation", PRESETS,
+                         ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
 def test_presets_are_fm_with_augmentation(Preset, Base, augmentation):
     assert Preset().augmentation == augmentation
     X, y = data_for(Base)
@@ -185,8 +187,7 @@ def test_grid_search_fm(Est, container):
     assert search.predict(container(X)).shape == (X.shape[0],)
 
 
-@pytest.mark.parametrize("Est", [MixFMClassifier, MixFMRegressor, SMFMClassifier, SMFMRegressor],
-                         ids=_name)
+@pytest.mark.parametrize("Est", [preset for preset, _, _ in PRESETS], ids=_name)
 def test_grid_search_presets(Est):
     X, y = data_for(Est, n_samples=150)
     search = GridSearchCV(Est(max_iter=3, random_state=0),

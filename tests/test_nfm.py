@@ -4,7 +4,6 @@ import zlib
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skfm._base import to_csr_data
 from skfm._cores import FMCore
@@ -358,15 +357,3 @@ def test_changed_layout_after_fit(change):
     with pytest.raises(ValueError, match=name):
         clf.partial_fit(X, y)
     np.testing.assert_array_equal(clf.decision_function(X), before)
-
-
-_MINIBATCH_LIMITATIONS = {
-    "check_sample_weight_equivalence_on_dense_data": "minibatch steps differ from duplicated rows",
-    "check_sample_weight_equivalence_on_sparse_data": "minibatch steps differ from duplicated rows",
-}
-
-
-@parametrize_with_checks([NFMClassifier(random_state=0), NFMRegressor(random_state=0)],
-                         expected_failed_checks=lambda e: dict(_MINIBATCH_LIMITATIONS))
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)

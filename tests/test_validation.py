@@ -11,14 +11,15 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 import skfm
-from skfm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
-                  SMFMRegressor, TrainingDivergedError)
+from skfm import FMClassifier, FMRegressor, SMFMClassifier, TrainingDivergedError
+from skfm._platform import all_estimators
 from skfm.datasets import make_fm_classification, make_fm_regression
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-ESTIMATORS = [FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
-              SMFMRegressor]
+# the FM estimators of the registry (the bad-input checks of every registered estimator are
+# in test_common.py)
+ESTIMATORS = [e.cls for e in all_estimators("FM")]
 
 
 def _name(Est):
@@ -258,7 +259,8 @@ def test_invalid_hyperparameter_is_a_value_error(data):
 
 
 # --------------------------------------------------------------------------- partial_fit
-@pytest.mark.parametrize("Est", [FMClassifier, MixFMClassifier, SMFMClassifier], ids=_name)
+@pytest.mark.parametrize("Est", [e.cls for e in all_estimators("FM", "classifier")],
+                         ids=_name)
 def test_partial_fit_without_classes_on_first_call(Est, data):
     X, y = data
     clf = Est()

@@ -1,0 +1,431 @@
+"""One model platform: hyperparameters declared once, estimators generated from a model's
+declaration, and the registry of every public estimator.
+
+A hyperparameter is a :class:`Param`: its name, default, scikit-learn constraint, numpydoc type
+and one-paragraph doc, and whether it is *structural* (it fixes the form of the fitted model, so
+a warm-started fit or a later ``partial_fit`` must keep it).  :data:`SHARED_PARAMS` are those of
+every model.  A model is a :class:`Model`: its own parameters, a summary paragraph, a core
+factory ``core(estimator, fields)`` (``fields``: the fitted ``fields_``, None when the model was
+fitted without fields) and a mixin of its own methods.  :func:`make_estimator` derives a
+model's Classifier, Regressor and augmentation presets (``MixFM*``: ``augmentation="mix"``,
+``SMFM*``: ``"saliency"``) from it: an ``__init__`` with an explicit signature (its source is
+generated and executed, so ``inspect.signature`` and ``get_params`` see real keyword
+parameters), ``_parameter_constraints`` and a full numpydoc docstring.  Adding a model::
+
+    MYFM = Model(name="MyFM", module=__name__, title="My factorization machine {task}",
+                 summary=..., core=lambda est, fields: MyCore(est.width, fields),
+                 params=(Param("width", 16, [Interval(Integral, 1, None, closed="left")],
+                               "int", "Width of ...", structural=True),),
+                 field_aware=True, example={"n_factors": 4, "max_iter": 10},
+                 fast={"n_factors": 3, "width": 4, "max_iter": 3, "batch_size": 32})
+    MyFMClassifier = make_estimator(MYFM, "classifier")
+    MyFMRegressor = make_estimator(MYFM, "regressor")
+
+and exporting the classes from ``skfm``; the registry (:func:`all_estimators`) then hands them
+to the shared tests (scikit-learn's checks, determinism, pickling, bad input, docstrings) and to
+the benchmarks.
+"""
+import ast
+import dataclasses
+import linecache
+import textwrap
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import BaseFactorizationMachine, FMClassifierMixin, FMRegressorMixin
+
+__all__ = ["Param", "Model", "Entry", "SHARED_PARAMS", "REGISTRY", "make_estimator",
+           "all_estimators", "get_estimator"]
+
+TASKS = {"classifier": FMClassifierMixin, "regressor": FMRegressorMixin}
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One hyperparameter, declared once.
+
+    ``doc`` is one paragraph (wrapped when rendered), or a dict of one per task
+    ("classifier", "regressor").  ``normalise`` maps a structural value to the form compared
+    between fits (e.g. an int of hidden units to a tuple)."""
+
+    name: str
+    default: object
+    constraints: list
+    type: str
+    doc: object
+    structural: bool = False
+    normalise: object = None
+
+    def doc_for(self, task):
+        return self.doc[task] if isinstance(self.doc, dict) else self.doc
+
+
+def _positive(kind):
+    return [Interval(kind, 0, None, closed="neither")]
+
+
+def _non_negative(kind):
+    return [Interval(kind, 0, None, closed="left")]
+
+
+def _at_least_one():
+    return [Interval(Integral, 1, None, closed="left")]
+
+
+def _fields_kind(fields):
+    """The structural form of ``fields``: None, "auto" or an array of labels (the labels
+    themselves are compared with the fitted ``fields_``, see BaseFactorizationMachine)."""
+    return fields if fields is None or isinstance(fields, str) else "array-like"
+
+
+#: the parameters of every model, in the order of the signatures
+SHARED_PARAMS = (
+    Param("n_factors", 8, _non_negative(Integral), "int",
+          "Embedding size d (columns of ``factors_``); 0 gives a linear model.",
+          structural=True),
+    Param("solver", "adam", [StrOptions({"adam", "adagrad", "sgd"})], '{"adam", "adagrad", "sgd"}',
+          "Lazy optimizer: only the parameter rows of the features present in a minibatch are "
+          "updated.  Adam's bias correction uses the global step count (as ``SparseAdam``)."),
+    Param("learning_rate_init", 0.01, _positive(Real), "float", "Step size."),
+    Param("batch_size", "auto", [StrOptions({"auto"}), *_at_least_one()], 'int or "auto"',
+          'Rows per minibatch; "auto" is ``min(256, n_samples)``.'),
+    Param("max_iter", 100, _at_least_one(), "int",
+          "Maximum number of epochs (passes over the original rows plus the augmented rows)."),
+    Param("tol", 1e-4, _non_negative(Real), "float",
+          "Training stops when the training loss (or the validation score with "
+          "``early_stopping``) has not improved by at least ``tol`` for ``n_iter_no_change`` "
+          "consecutive epochs."),
+    Param("alpha", 1e-5, _non_negative(Real), "float",
+          "L2 penalty; its gradient ``alpha * theta_j`` is added to the rows ``theta_j = (w_j, "
+          "v_j)`` of the features present in a minibatch (lazy regularisation, as libFM's "
+          "SGD).  The intercept is not penalised."),
+    Param("init_std", 0.01, _non_negative(Real), "float",
+          "Standard deviation of the normal initialisation of the factors (w and w0 start at "
+          "0)."),
+    Param("shuffle", True, ["boolean"], "bool",
+          "Shuffle the rows (originals and augmented) every epoch."),
+    Param("random_state", None, ["random_state"], "int, RandomState instance or None",
+          "Seeds initialisation, shuffling, the validation split and augmentation.  The same "
+          "value gives the same model, whatever ``n_jobs``."),
+    Param("early_stopping", False, ["boolean"], "bool", {
+        "classifier":
+            "Hold out ``validation_fraction`` of the rows (stratified when every class has at "
+            "least 2 rows and both parts can hold every class), stop when the validation score "
+            "stops improving and restore the parameters of the best epoch.  The validation "
+            "score is the negative (sample-weighted) mean log-loss; for multiclass, of the sum "
+            "of the one-vs-rest binary log-losses (not the multiclass log-loss of "
+            "``predict_proba``).",
+        "regressor":
+            "Hold out ``validation_fraction`` of the rows, stop when the validation score stops "
+            "improving and restore the parameters of the best epoch.  The validation score is "
+            "the negative (sample-weighted) mean half squared error."}),
+    Param("validation_fraction", 0.1, [Interval(Real, 0, 1, closed="neither")], "float",
+          "Fraction of rows held out with ``early_stopping``."),
+    Param("n_iter_no_change", 10, _at_least_one(), "int",
+          "Epochs without improvement before stopping."),
+    Param("warm_start", False, ["boolean"], "bool",
+          "Continue from the previous fit (parameters and optimizer state) instead of starting "
+          "anew."),
+    Param("verbose", 0, ["verbose"], "int",
+          "Print one line per epoch (epoch, training loss, validation score, seconds)."),
+    Param("n_jobs", None, [None, Interval(Integral, None, -1, closed="right"), *_at_least_one()],
+          "int or None",
+          "Threads of the Numba core; None or -1 uses all cores.  Results do not depend on it."),
+    Param("beta_1", 0.9, [Interval(Real, 0, 1, closed="left")], "float",
+          "Adam's decay rate of the first moment (the running mean of the gradients)."),
+    Param("beta_2", 0.999, [Interval(Real, 0, 1, closed="left")], "float",
+          "Adam's decay rate of the second moment (the running mean of the squared "
+          "gradients)."),
+    Param("epsilon", 1e-8, _positive(Real), "float",
+          "Offset of Adam's and Adagrad's denominators."),
+    Param("augmentation", None, [None, StrOptions({"copy", "mix", "saliency"})],
+          '{None, "copy", "mix", "saliency"}',
+          "Training-set augmentation regenerated every epoch (SMFM paper): \"copy\" adds ``n' = "
+          "mix_ratio * n`` random original rows (CopyFM), \"mix\" adds n' mixed rows ``lam x + "
+          "(1 - lam) r`` (MixFM, Alg. 1), \"saliency\" keeps for each first parent the most "
+          "salient of ``n_candidates`` mixed rows under the current model (SMFM, Alg. 2)."),
+    Param("mix_alpha", 0.5, _positive(Real), "float",
+          "First parameter of ``lam' ~ Beta(mix_alpha, mix_beta)``; a row is mixed with weight "
+          "``lam = max(lam', 1 - lam')``."),
+    Param("mix_beta", 0.5, _positive(Real), "float",
+          "Second parameter of ``lam' ~ Beta(mix_alpha, mix_beta)``."),
+    Param("mix_ratio", 1.0, _positive(Real), "float",
+          "n'/n, the number of augmented rows per original row and epoch."),
+    Param("n_candidates", 10, _at_least_one(), "int",
+          "p, the candidates per first parent with ``augmentation=\"saliency\"``."),
+    Param("fields", None, [None, StrOptions({"auto"}), "array-like"],
+          '{None, "auto"} or array-like of int of shape (n_features,)',
+          "The field of each column of X (e.g. the columns that one ``OneHotEncoder`` column "
+          "produces form one field), as non-negative integer labels, relabelled to "
+          "``0..n_fields_-1`` in sorted order.  \"auto\" infers them from the training matrix "
+          "in O(nnz) as consecutive column blocks: a new field starts at the first column that "
+          "shares a row with a column of the current field.  This recovers the layout of "
+          "``OneHotEncoder`` / ``ColumnTransformer`` output whenever each row has at most one "
+          "nonzero per block and consecutive blocks co-occur; a multi-hot group is split where "
+          "two of its columns meet in a row, a numeric column (nonzero in most rows) becomes a "
+          "field of its own, and blocks that never share a row are merged.  The fields are "
+          "fixed by the first fit (or ``partial_fit`` call): a warm-started fit or a later "
+          "``partial_fit`` with other fields raises ValueError, and \"auto\" is not inferred "
+          "again.  {role}",
+          structural=True, normalise=_fields_kind),
+)
+
+_FIELDS_ROLE = {
+    False: "This model does not use the fields (its math has none), but validates them and "
+           "records them in ``fields_``; with None, ``fields_`` and ``n_fields_`` are None.",
+    True: "This model needs the fields: None raises ValueError.",
+}
+
+_LOSS_DOC = {
+    "classifier": "Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary "
+                  "labels train one model, more classes one model per class (one-vs-rest).",
+    "regressor": "Trained by minibatch {Adam, Adagrad, SGD} on the squared loss.",
+}
+
+#: fitted attributes of every estimator: (name, type, doc, tasks that have it)
+_ATTRIBUTES = (
+    ("intercept_", "float", "Bias w0.", TASKS),
+    ("coef_", "ndarray of shape (n_features_in_,)", "Linear weights w.", TASKS),
+    ("factors_", "ndarray of shape (n_features_in_, n_factors)",
+     "Factor vectors (embeddings) v_i, one row per feature.", TASKS),
+    ("classes_", "ndarray of shape (n_classes,)",
+     "Class labels.  For more than two classes, ``intercept_``, ``coef_`` and ``factors_`` "
+     "gain a leading class axis (one-vs-rest models).", ("classifier",)),
+    ("n_features_in_", "int", "Number of features seen during fit.", TASKS),
+    ("fields_", "ndarray of shape (n_features_in_,) or None",
+     "Field of each column, ``0..n_fields_-1``, from ``fields`` (given or inferred); None when "
+     "``fields=None``.", TASKS),
+    ("n_fields_", "int or None", "Number of fields; None when ``fields=None``.", TASKS),
+    ("n_iter_", "int", "Number of epochs run.", TASKS),
+    ("t_", "int", "Number of optimizer steps (minibatches) taken.", TASKS),
+    ("loss_curve_", "list of float",
+     "Mean training loss per epoch, over the epoch's original and augmented rows.", TASKS),
+    ("best_loss_", "float", "Lowest training loss seen.", TASKS),
+    ("validation_scores_", "list of float or None",
+     "Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit "
+     "appends to it (None after a fit without early stopping or a partial_fit) and validates "
+     "on the rows the model's first early-stopping fit held out.", TASKS),
+    ("best_validation_score_", "float or None", "Best validation score with ``early_stopping``.",
+     TASKS),
+)
+
+#: augmentation presets: augmentation -> (class-name prefix, title after "<model> <task>")
+PRESETS = {
+    "mix": ("Mix", "trained with Mixup (Mix{model}, SMFM paper Alg. 1)"),
+    "saliency": ("SM", "trained with saliency-guided Mixup (SM{model}, SMFM paper Alg. 2)"),
+}
+
+_SMFM_REFERENCE = ("C. Wu et al. Boosting Factorization Machines via Saliency-Guided Mixup. "
+                   "arXiv:2206.08661.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A model declaration: everything :func:`make_estimator` needs to build its estimators.
+
+    name : class-name stem ("FM" gives FMClassifier, MixFMClassifier, ...).
+    module : the module whose attributes the estimator classes become (``__name__``).
+    title : the docstring's first line, with ``{task}`` for "classifier" / "regressor", e.g.
+        "Factorization machine {task}".
+    summary : the model paragraph(s) of the docstring (the equation), as plain text.
+    core : ``core(estimator, fields) -> model core`` (see skfm._cores); ``fields`` is the
+        fitted ``fields_`` (None when fitted with ``fields=None``).
+    params : the model's own :class:`Param` declarations.
+    after : the shared parameter the model's own parameters follow in the signature.
+    methods : a mixin class with the model's own public or private methods, or None.
+    field_aware : the model needs fields: ``fields`` defaults to "auto" and None raises.
+    presets : augmentation presets that get classes of their own ("mix", "saliency").
+    related : other models named under See Also.
+    notes, references : docstring sections (plain text).
+    example : constructor arguments of the docstring's example.
+    fast : small, fast constructor arguments for tests.
+    """
+
+    name: str
+    module: str
+    title: str
+    summary: str
+    core: object
+    params: tuple = ()
+    after: str = "n_candidates"
+    methods: type = None
+    field_aware: bool = False
+    presets: tuple = ()
+    related: tuple = ()
+    notes: str = ""
+    references: str = ""
+    example: dict = dataclasses.field(default_factory=dict)
+    fast: dict = dataclasses.field(default_factory=dict)
+
+    def signature_params(self, augmentation=None):
+        """Every parameter of the model's estimators, in signature order, with the model's
+        and the preset's defaults."""
+        shared = list(SHARED_PARAMS)
+        at = [p.name for p in shared].index(self.after) + 1
+        params = shared[:at] + list(self.params) + shared[at:]
+        changes = {"augmentation": {"default": augmentation},
+                   "fields": {"default": "auto" if self.field_aware else None,
+                              "doc": SHARED_FIELDS.doc.replace(
+                                  "{role}", _FIELDS_ROLE[self.field_aware])}}
+        return tuple(dataclasses.replace(p, **changes[p.name]) if p.name in changes else p
+                     for p in params)
+
+
+SHARED_FIELDS = SHARED_PARAMS[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered public estimator: its class, model name, task ("classifier" or
+    "regressor"), augmentation preset (None for the model's base class), whether it is
+    field-aware, and small fast constructor arguments for tests."""
+
+    cls: type
+    model: str
+    task: str
+    augmentation: object
+    field_aware: bool
+    fast: dict
+
+    @property
+    def name(self):
+        return self.cls.__name__
+
+
+#: every public estimator, in the order its module declared it
+REGISTRY = []
+
+
+def all_estimators(model=None, task=None):
+    """The registered estimators (:class:`Entry`), optionally of one model and / or task."""
+    return [e for e in REGISTRY if model in (None, e.model) and task in (None, e.task)]
+
+
+def get_estimator(model, task="classifier", augmentation=None):
+    """The registered class of ``model`` ("FM", "NFM", ...) and ``task``; ``augmentation``
+    picks a preset class (MixFM*, SMFM*) where the model has one."""
+    for e in all_estimators(model, task):
+        if e.augmentation == augmentation:
+            return e.cls
+    raise KeyError(f"no registered {model} {task} with augmentation={augmentation!r}; "
+                   f"registered: {[e.name for e in REGISTRY]}")
+
+
+def class_name(model, task, augmentation=None):
+    prefix = PRESETS[augmentation][0] if augmentation else ""
+    return f"{prefix}{model}{task.capitalize()}"
+
+
+def make_estimator(model, task, augmentation=None, register=True):
+    """The estimator class of ``model`` for ``task`` ("classifier" or "regressor"), with
+    ``augmentation`` preset (None, "mix" or "saliency").  Assign it to a module attribute of
+    ``model.module`` under its name (pickle finds classes by module and name)."""
+    name = class_name(model.name, task, augmentation)
+    params = model.signature_params(augmentation)
+    namespace = {
+        "__module__": model.module,
+        "__qualname__": name,
+        "__doc__": _docstring(model, task, augmentation, params),
+        "__init__": _make_init(name, model.module, params),
+        "_model": model,
+        "_parameter_constraints": {p.name: p.constraints for p in params},
+        "_structural": {p.name: p.normalise for p in params if p.structural},
+    }
+    bases = (model.methods,) if model.methods is not None else ()
+    cls = type(name, bases + (TASKS[task], BaseFactorizationMachine), namespace)
+    if register:
+        REGISTRY.append(Entry(cls, model.name, task, augmentation, model.field_aware,
+                              dict(model.fast)))
+    return cls
+
+
+# ------------------------------------------------------------------------------ generation
+def _make_init(name, module, params):
+    """``__init__(self, <first>, *, <others>)`` storing each parameter unchanged (scikit-learn
+    convention), from generated source; the source is registered with linecache, so
+    tracebacks and inspect.getsource show it."""
+    for p in params:
+        if ast.literal_eval(repr(p.default)) != p.default:
+            raise TypeError(f"the default of {p.name} must be a literal; got {p.default!r}")
+    args = [f"{p.name}={p.default!r}" for p in params]
+    lines = [f"def __init__(self, {args[0]}, *,"]
+    lines += textwrap.wrap(", ".join(args[1:]) + "):", 91, initial_indent=" " * 13,
+                           subsequent_indent=" " * 13, break_long_words=False)
+    lines += [f"    self.{p.name} = {p.name}" for p in params]
+    source = "\n".join(lines) + "\n"
+    filename = f"<skfm generated {module}.{name}.__init__>"
+    namespace = {}
+    exec(compile(source, filename, "exec"), namespace)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    init = namespace["__init__"]
+    init.__module__ = module
+    init.__qualname__ = f"{name}.__init__"
+    return init
+
+
+def _default_text(value):
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float) and value and abs(value) < 1e-3:
+        return f"{value:.0e}".replace("e-0", "e-")
+    return repr(value)
+
+
+def _wrap(text, indent=""):
+    return "\n".join(textwrap.fill(par, 92, initial_indent=indent, subsequent_indent=indent)
+                     for par in text.split("\n\n"))
+
+
+def _docstring(model, task, augmentation, params):
+    """The numpydoc docstring of one generated class."""
+    base = class_name(model.name, task)
+    if augmentation:
+        title = f"{model.name} {task} {PRESETS[augmentation][1].format(model=model.name)}."
+        preset = f"\n\nIt is :class:`{base}` with ``augmentation=\"{augmentation}\"`` preset."
+    else:
+        title, preset = model.title.format(task=task) + ".", ""
+    parts = [title, textwrap.dedent(model.summary).strip(), _wrap(_LOSS_DOC[task]) + preset]
+
+    lines = ["Parameters", "----------"]
+    for p in params:
+        lines.append(f"{p.name} : {p.type}, default={_default_text(p.default)}")
+        lines.append(_wrap(p.doc_for(task), " " * 4))
+    lines += ["", "Attributes", "----------"]
+    for attr, kind, doc, tasks in _ATTRIBUTES:
+        if task in tasks:
+            lines += [f"{attr} : {kind}", _wrap(doc, " " * 4)]
+    names = [class_name(model.name, task, a) for a in (None, *model.presets)]
+    names += [class_name(other, task) for other in model.related]
+    lines += ["", "See Also", "--------",
+              ", ".join(n for n in names if n != class_name(model.name, task, augmentation))]
+    if model.notes:
+        lines += ["", "Notes", "-----", _wrap(textwrap.dedent(model.notes).strip())]
+    references = textwrap.dedent(model.references).strip()
+    if augmentation and _SMFM_REFERENCE not in references:
+        references = "\n".join(r for r in (references, _SMFM_REFERENCE) if r)
+    if references:
+        lines += ["", "References", "----------", references]
+    lines += ["", "Examples", "--------", _example(model, task, augmentation)]
+    parts.append("\n".join(lines))
+    text = "\n\n".join(parts)
+    return textwrap.indent(text, " " * 4).lstrip() + "\n"
+
+
+def _example(model, task, augmentation):
+    name = class_name(model.name, task, augmentation)
+    source = "skfm" if model.module.startswith("skfm.") else model.module
+    args = ", ".join(f"{k}={v!r}" for k, v in {**model.example, "random_state": 0}.items())
+    var, make = ("clf", "make_fm_classification") if task == "classifier" else (
+        "reg", "make_fm_regression")
+    lines = [f">>> from {source} import {name}",
+             f">>> from skfm.datasets import {make}",
+             f">>> X, y = {make}(n_samples=2000, random_state=0)",
+             f">>> {var} = {name}({args}).fit(X, y)"]
+    if task == "classifier":
+        lines += [f">>> {var}.predict_proba(X[:2]).shape", "(2, 2)"]
+    else:
+        lines += [f">>> {var}.predict(X[:3]).shape", "(3,)"]
+    if model.field_aware:  # make_fm_*'s 8 one-hot fields, inferred by fields="auto"
+        lines += [f">>> {var}.n_fields_", "8"]
+    return "\n".join(lines)
