@@ -1,13 +1,21 @@
-"""DeepFM (Guo et al. 2017): DeepFMCore, the FM and an MLP tower over the field embeddings."""
+"""DeepFM (Guo et al. 2017): DeepFMCore and the DeepFM estimators, the FM and an MLP tower over
+the field embeddings."""
+from dataclasses import replace
+from numbers import Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._cores import SOLVERS, FMCore
 from ._kernels import deepfm as kdf
 from ._kernels import fm as kfm
 from ._kernels import nfm as knfm
 from ._kernels import skeleton
-from ._nfm import ACTIVATIONS, BN_MOMENTUM, nfm_layout
+from ._nfm import ACTIVATIONS, BN_MOMENTUM, NFM, hidden_layers, nfm_layout
+from ._platform import Model, Param, make_estimator
 from ._trainer import readonly_float64
+
+__all__ = ["DeepFMClassifier", "DeepFMRegressor"]
 
 
 class DeepFMCore:
@@ -117,3 +125,65 @@ class DeepFMCore:
             self.spec(params, hp.get("epoch", 0)))
         state["t"] += steps
         return loss, steps, status
+
+
+def _deepfm_core(estimator, fields):
+    hidden = hidden_layers(estimator, min_layers=1)
+    return DeepFMCore(fields, int(fields.max()) + 1 if len(fields) else 0, hidden,
+                      estimator._fitted_or_current("activation"), estimator.dropout,
+                      estimator._fitted_or_current("batch_norm"))
+
+
+_NFM_PARAMS = {p.name: p for p in NFM.params}
+
+DEEPFM = Model(
+    name="DeepFM",
+    module=__name__,
+    title="DeepFM {task} (Guo et al. 2017): an FM and an MLP over shared field embeddings",
+    summary="""
+        For a row x with nonzeros x_j, embeddings v_j and ``fields_`` f_j, the field embeddings
+        e = [sum_{j in field f} x_j v_j]_f (n_fields_ * n_factors wide) feed a tower
+        z_l = dropout(act(BN(W_l z_{l-1} + b_l))), z_0 = e, and
+
+            f(x) = w0 + sum_j w_j x_j + sum_{i<j} <v_i, v_j> x_i x_j + o . z_L,
+
+        the FM part and the tower sharing the embeddings v.  Numba kernels on the CSR rows never
+        build e: its first-layer product is a sum of per-feature products W_1[:, f_j] v_j.
+        Gradients are closed-form; SMFM's selection mixes the parents' first-layer products in
+        closed form (e is linear in x).
+    """,
+    core=_deepfm_core,
+    params=(
+        replace(_NFM_PARAMS["hidden_layer_sizes"], default=(64, 64), doc=(
+            "Sizes of the tower's hidden layers (at least one), above the field-embedding "
+            "concatenation.")),
+        _NFM_PARAMS["activation"],
+        Param("dropout", 0.0, [Interval(Real, 0, 1, closed="left")], "float in [0, 1)",
+              "Dropout ratio on the output of every hidden layer (training only, inverted "
+              "scaling; masks are a pure function of the model's seed, epoch, step and row)."),
+        replace(_NFM_PARAMS["batch_norm"], doc=(
+            "Batch normalisation of every hidden layer's pre-activation, with learnable scale "
+            "and shift; batch statistics in training, running averages (momentum 0.1, "
+            "unbiased variance, as torch) at prediction and for saliency.")),
+    ),
+    after="n_factors",
+    field_aware=True,
+    related=("FM", "NFM"),
+    notes="""
+        w0 and w start at 0, V as FM's, the tower's weights as N(0, 2 / (n_in + n_out)) and its
+        biases at 0, o as N(0, 2 / (n_L + 1)).  The tower is updated densely every step by the
+        same solver; ``alpha`` penalises only the embedding rows ``(w_j, v_j)`` of the features
+        in a minibatch (lazily, as in FM).  A row with no nonzero in a field has a zero block
+        there.  ``augmentation="saliency"`` is DeepFM with the SMFM paper's saliency-guided
+        Mixup.
+    """,
+    references="""
+        H. Guo, R. Tang, Y. Ye, Z. Li and X. He. DeepFM: A Factorization-Machine based Neural
+        Network for CTR Prediction. IJCAI 2017.
+    """,
+    example={"n_factors": 4, "hidden_layer_sizes": (16,), "max_iter": 10},
+    fast={"n_factors": 3, "hidden_layer_sizes": (8,), "max_iter": 3, "batch_size": 32},
+)
+
+DeepFMClassifier = make_estimator(DEEPFM, "classifier")
+DeepFMRegressor = make_estimator(DEEPFM, "regressor")

@@ -151,7 +151,8 @@ def _hidden_tuple(hidden):
     return (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
 
 
-def _nfm_core(estimator, fields):
+def hidden_layers(estimator, min_layers=0):
+    """The estimator's ``hidden_layer_sizes`` as a tuple of positive ints, or ValueError."""
     # prediction reads the layout stored with the parameters (params["layout"]); training
     # with another layout is refused by the structure check of _fit
     hidden = _hidden_tuple(estimator.hidden_layer_sizes)
@@ -159,7 +160,14 @@ def _nfm_core(estimator, fields):
            for n in hidden):
         raise ValueError(f"hidden_layer_sizes must be positive integers, got "
                          f"{estimator.hidden_layer_sizes!r}.")
-    return NFMCore(hidden, estimator._fitted_or_current("activation"), estimator.dropout_bi,
+    if len(hidden) < min_layers:
+        raise ValueError(f"{type(estimator).__name__} needs at least {min_layers} hidden "
+                         f"layer(s), got hidden_layer_sizes={estimator.hidden_layer_sizes!r}.")
+    return hidden
+
+
+def _nfm_core(estimator, fields):
+    return NFMCore(hidden_layers(estimator), estimator._fitted_or_current("activation"), estimator.dropout_bi,
                    estimator.dropout_hidden, estimator._fitted_or_current("batch_norm"))
 
 

@@ -405,3 +405,65 @@ def test_init_and_structure_checks():
         DeepFMCore(FIELDS, 5, ())
     with pytest.raises(ValueError, match="fields"):
         core.init_params(len(FIELDS) + 1, 4, np.float64, rng, 0.01)
+
+
+# ----------------------------------------------------------------------------- estimators
+def reference_of(est):
+    """The fitted estimator's parameters as the reference's dict (one output)."""
+    (p,) = est._params
+    lay, H = p["layout"], p["H"]
+    Ws, bs, gammas, betas, bn_mean, bn_var = [], [], [], [], [], []
+    bn = lay[1, knfm.OFFG] >= 0
+    sizes = [lay[0, knfm.SIZE]] + [lay[l, knfm.SIZE] for l in range(1, lay.shape[0])]
+    for l in range(1, lay.shape[0]):
+        n, npv, z = sizes[l], sizes[l - 1], lay[l, knfm.ZOFF]
+        Ws.append(H[lay[l, knfm.OFFW]:lay[l, knfm.OFFW] + n * npv].reshape(n, npv))
+        bs.append(H[lay[l, knfm.OFFB]:lay[l, knfm.OFFB] + n])
+        if bn:
+            gammas.append(H[lay[l, knfm.OFFG]:lay[l, knfm.OFFG] + n])
+            betas.append(H[lay[l, knfm.OFFBE]:lay[l, knfm.OFFBE] + n])
+            bn_mean.append(p["bn_mean"][z:z + n])
+            bn_var.append(p["bn_var"][z:z + n])
+    return {"w0": p["w0"][0], "w": p["T"][:, 0].astype(float),
+            "V": p["T"][:, 1:].astype(float), "fields": est.fields_, "n_fields": est.n_fields_,
+            "Ws": Ws, "bs": bs, "h": H[len(H) - sizes[-1]:], "activation": est.activation,
+            "batch_norm": bool(bn), "gammas": gammas, "betas": betas, "bn_mean": bn_mean,
+            "bn_var": bn_var}
+
+
+@pytest.mark.parametrize("kw", [{}, {"batch_norm": True, "dropout": 0.2},
+                                {"activation": "tanh", "augmentation": "saliency"}])
+def test_fitted_estimator_is_the_reference_deepfm(kw):
+    """Fields given as arbitrary labels (not consecutive columns) are relabelled in sorted order
+    and the fitted model's predictions are the reference DeepFM's on its parameters."""
+    from skfm import DeepFMClassifier
+    rng = np.random.default_rng(5)
+    Xd = multi_field_rows(rng, 300)
+    y = (Xd @ rng.normal(size=len(FIELDS)) > 0).astype(int)
+    labels = FIELDS * 7 + 100
+    est = DeepFMClassifier(n_factors=3, hidden_layer_sizes=(6, 5), fields=labels, max_iter=3,
+                           batch_size=64, random_state=0, **kw).fit(sp.csr_matrix(Xd), y)
+    np.testing.assert_array_equal(est.fields_, FIELDS)
+    assert est.n_fields_ == 5 and est.fields is labels
+    rp = reference_of(est)
+    f = ref.forward(rp, Xd)
+    np.testing.assert_allclose(est.decision_function(Xd), f, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(est.predict_proba(Xd)[:, 1], 1 / (1 + np.exp(-f)), rtol=1e-10)
+
+
+def test_estimator_fields_contract():
+    """Fields default to "auto" (make_fm_*'s one-hot fields are recovered); None, too few
+    layers and fields of the wrong length raise ValueErrors naming the problem."""
+    from skfm import DeepFMClassifier, DeepFMRegressor
+    X, y, fields = make_fm_classification(400, n_fields=4, field_size=6, random_state=0,
+                                          return_fields=True)
+    est = DeepFMClassifier(n_factors=2, hidden_layer_sizes=4, max_iter=1).fit(X, y)
+    assert est.fields == "auto" and est.n_fields_ == 4
+    np.testing.assert_array_equal(est.fields_, fields)
+    assert est._params[0]["layout"][0, knfm.SIZE] == 4 * 2  # the tower sees n_fields * d
+    with pytest.raises(ValueError, match="fields"):
+        DeepFMRegressor(fields=None, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="at least 1 hidden layer"):
+        DeepFMClassifier(hidden_layer_sizes=(), max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="fields"):
+        DeepFMClassifier(fields=fields[:-1], max_iter=1).fit(X, y)
