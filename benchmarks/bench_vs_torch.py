@@ -1,6 +1,6 @@
 """skfm against the PyTorch reference (../shared/bench/torch_ref.py) on Frappe: seconds per
-training epoch of plain FM, CopyFM, MixFM and SMFM (and of the same methods on NFM and AFM with
-``--models``), same data, settings and thread counts, in one run.
+training epoch of plain FM, CopyFM, MixFM and SMFM (and of the same methods on NFM, AFM and
+DeepFM with ``--models``), same data, settings and thread counts, in one run.
 
     pip install torch==2.13.0        # for this script only: never a dependency of skfm
     python benchmarks/bench_vs_torch.py                      # fm copy mix sm, 1 and 2 threads
@@ -24,7 +24,8 @@ Settings shared by both: d=64, Adam, lr 1e-3, batch 2048, init N(0, 0.01), no L2
 alpha=0, torch has none), mixup lam = max(l, 1-l), l ~ Beta(0.5, 0.5), one augmented row per
 original row (mix_ratio=1), SMFM with 10 candidates.  NFM: one hidden layer of 64 ReLU units, no
 dropout, no batch norm (torch_ref's defaults).  AFM: attention factor 64, no dropout, no L2 on
-the attention weights.
+the attention weights.  DeepFM: two hidden layers of 64 ReLU units, no dropout (torch_ref's
+defaults), fields inferred by ``fields="auto"`` (Frappe's 10 one-hot fields, as torch_ref's).
 """
 import argparse
 import importlib.util
@@ -51,6 +52,8 @@ MODELS = {  # torch_ref --model -> (skfm model, its model options)
     "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu", "dropout_bi": 0.0,
                     "dropout_hidden": 0.0, "batch_norm": False}),
     "afm": ("AFM", {"attention_factor": 64, "dropout": 0.0, "attention_alpha": 0.0}),
+    "deepfm": ("DeepFM", {"hidden_layer_sizes": (64, 64), "activation": "relu", "dropout": 0.0,
+                          "batch_norm": False}),
 }
 
 
@@ -281,7 +284,8 @@ def sm_floor_rows(a, runs, n_rows):
     so Mix / base bounds SM / base from below for any exact selector; for NFM the first hidden
     layer's products of the n p candidates add their own floor."""
     import numpy as np
-    target = {"fm": 2.5, "nfm": 3.0, "afm": 3.0}
+    target = {"fm": 2.5, "nfm": 3.0, "afm": 3.0}  # SM / base
+    target_mix = {"deepfm": 1.5}  # SM / Mix
     by = {(r["threads"], r["model"], r["method"]): r["skfm"] for r in runs}
     out = []
     for nt, model in dict.fromkeys((r["threads"], r["model"]) for r in runs):
@@ -290,9 +294,11 @@ def sm_floor_rows(a, runs, n_rows):
             continue
         b = base["epoch_s"]
         mix, sm = by.get((nt, model, "mix")), by.get((nt, model, "sm"))
-        row = {"threads": nt, "model": model, "base_s": b, "target": target[model],
+        row = {"threads": nt, "model": model, "base_s": b, "target": target.get(model),
                "mix": mix["epoch_s"] / b if mix else None,
                "sm": sm["epoch_s"] / b if sm else None,
+               "target_mix": target_mix.get(model),
+               "sm_mix": sm["epoch_s"] / mix["epoch_s"] if sm and mix else None,
                "sm_aug": sm["gen_s"] / b if sm else None,
                "mix_aug": mix["gen_s"] / b if mix else None}
         if model == "nfm" and sm:
@@ -398,6 +404,7 @@ def main(argv=None):
         print(C.table([("threads", "threads", ""), ("model", "model", ""),
                        ("base s/epoch", "base_s", ".3f"), ("target SM/base", "target", ".1f"),
                        ("mix", "mix", ".2f"), ("SM", "sm", ".2f"),
+                       ("target SM/Mix", "target_mix", ".1f"), ("SM/Mix", "sm_mix", ".2f"),
                        ("SM aug", "sm_aug", ".2f"), ("Mix aug", "mix_aug", ".2f"),
                        ("mm64", "mm64", ".2f"),
                        ("mm32", "mm32", ".2f")], floor))

@@ -17,7 +17,7 @@ validation log-loss); the model of the best validation epoch is then scored on t
 
 Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30 (0: skip)] [--tuned]
        [--frappe-dir ../shared/data/frappe] [--n-jobs 2] [--methods fm copy mix sm]
-       [--models fm nfm afm] [--set dropout=0.2 ...] [--json runs.json]
+       [--models fm nfm afm deepfm] [--set dropout=0.2 ...] [--json runs.json]
 
 ``--set NAME=VALUE`` overrides an estimator parameter of the paper protocol (a setting another
 paper states, e.g. the AFM paper's pair dropout of 0.2 on Frappe); the tables name the overrides
@@ -48,7 +48,8 @@ METHODS = {"fm": ("FM", None), "copy": ("CopyFM", "copy"), "mix": ("MixFM", "mix
            "sm": ("SMFM", "saliency")}
 # FM variants (SMFM paper Table 2): the model, and the settings the papers state
 MODELS = {"fm": ("FM", {}), "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu"}),
-          "afm": ("AFM", {"attention_factor": 64})}
+          "afm": ("AFM", {"attention_factor": 64}),
+          "deepfm": ("DeepFM", {"hidden_layer_sizes": (64, 64), "activation": "relu"})}
 
 
 def estimator_class(model):
@@ -188,8 +189,9 @@ def main(argv=None):
                     help="epochs of the paper protocol (0: skip it, e.g. to run only --tuned)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--models", nargs="+", default=["fm"], choices=list(MODELS),
-                    help="fm, and the variants nfm (one ReLU layer of 64) and afm (attention "
-                         "factor 64); --tuned runs each of them too")
+                    help="fm, and the variants nfm (one ReLU layer of 64), afm (attention "
+                         "factor 64) and deepfm (two ReLU layers of 64, Frappe's 10 fields "
+                         "inferred by fields='auto'); --tuned runs each of them too")
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--set", nargs="+", metavar="NAME=VALUE", dest="overrides",
                     help="override estimator parameters (paper protocol and --tuned), "
