@@ -201,3 +201,21 @@ def test_estimators_are_the_same_for_any_number_of_transposition_lanes(monkeypat
         for o in outs[1:]:
             np.testing.assert_array_equal(o, outs[0])
     assert sorted(set(used)) == [1, 2, 3, 7]  # the trainer took the patched lanes
+
+
+def test_kernel_caches_are_keyed_on_every_kernel_source():
+    """A kernel's cache is stale when any kernel file changes (kernels compile in what they
+    call from other files, the skeleton every model's hooks): every kernel of skfm._kernels has
+    one source stamp, the digest of all kernel files, also in its cache file names."""
+    import hashlib
+    import pathlib
+
+    from skfm._kernels import deepfm, fm, skeleton
+    here = pathlib.Path(skeleton.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(here.glob("*.py"), key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for kernel in (fm.train_epoch, skeleton.train_epoch, deepfm.predict_rows):
+        cache = kernel._cache
+        assert cache._impl.locator.get_source_stamp() == digest.hexdigest()
+        assert digest.hexdigest()[:12] in cache._impl.filename_base

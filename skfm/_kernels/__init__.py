@@ -20,3 +20,63 @@ of everything it calls) for each literal value, which doubled the cold compile t
 #: a division by zero does (exception or inf), and a review found no kernel dividing by a value
 #: that can be zero for validated input, e.g. epsilon > 0.)
 FASTMATH = {"reassoc", "contract"}
+
+
+def _install_cache_locator():
+    """Key the Numba cache of every kernel here on the sources of all of them.
+
+    Numba checks a cached function against its own file only, but a kernel compiles in what it
+    calls from other files (the optimizer updates, the CSR helpers, and in the minibatch
+    skeleton every model's hooks): an edit to one of those would leave stale machine code in the
+    caller's cache.  This locator gives every kernel of this package one source stamp, a digest
+    of all the kernel files, and puts its prefix in the cache file names, so a changed kernel
+    file recompiles every kernel and an upgraded skfm never reads (nor unpickles) the index of
+    another version.  Where the cache lives is unchanged (NUMBA_CACHE_DIR, else __pycache__,
+    else the user-wide directory)."""
+    import hashlib
+    import os
+
+    from numba.core import caching
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as fh:
+                digest.update(name.encode() + b"\0" + fh.read() + b"\0")
+    stamp = digest.hexdigest()
+
+    class KernelsCacheLocator(caching._CacheLocator):
+        def __init__(self, base):
+            self._base = base
+
+        def ensure_cache_path(self):
+            self._base.ensure_cache_path()
+
+        def get_cache_path(self):
+            return self._base.get_cache_path()
+
+        def get_source_stamp(self):
+            return stamp
+
+        def get_disambiguator(self):
+            return f"{self._base.get_disambiguator()}-{stamp[:12]}"
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.dirname(os.path.abspath(py_file)) != here:
+                return None
+            for other in impl._locator_classes:
+                if other is not cls:
+                    base = other.from_function(py_func, py_file)
+                    if base is not None:
+                        return cls(base)
+            return None
+
+    if not any(getattr(c, "__name__", "") == "KernelsCacheLocator"
+               and c.__module__ == __name__ for c in impl._locator_classes):
+        impl._locator_classes.insert(0, KernelsCacheLocator)
+
+
+_install_cache_locator()
