@@ -21,6 +21,7 @@ they are (see ``skfm._trainer.readonly``).
 import numpy as np
 
 from ._kernels import fm as kfm
+from ._kernels import skeleton
 from ._kernels.optim import ADAGRAD, ADAM, SGD
 from ._trainer import readonly_float64
 
@@ -60,10 +61,10 @@ class FMCore:
 
     @staticmethod
     def train_epoch(params, state, block, hp, slots):
-        loss, steps, status = kfm.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], state["w0"],
-            state["T"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
-            hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], True, slots)
+        loss, steps, status = skeleton.train_epoch(
+            *block, hp["batch_size"], params["w0"], params["T"], kfm.NO_H, state["w0"],
+            state["T"], kfm.NO_STATE_H, SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"],
+            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots, kfm.SPEC)
         state["t"] += steps
         return loss, steps, status
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from skfm._kernels import csr as kcsr
 from skfm._kernels import fm as kfm
+from skfm._kernels import skeleton
 from skfm import _trainer as trainer
 from skfm._trainer import feature_slots, readonly
 
@@ -111,7 +112,7 @@ def test_lane_range_partitions_features_in_balanced_contiguous_ranges(
 
 
 def test_fm_train_epoch_is_the_same_for_any_number_of_lanes():
-    """The FM training loop with 1, 2, 3 and 5 transposition lanes (several batch groups, a short
+    """FM on the minibatch skeleton with 1, 2, 3 and 5 transposition lanes (several batch groups, a short
     last batch): bit-identical parameters and losses."""
     X = random_block(7, 700, 50, 9, np.float32)
     rng = np.random.default_rng(0)
@@ -124,8 +125,9 @@ def test_fm_train_epoch_is_the_same_for_any_number_of_lanes():
         T, w0 = T0.copy(), np.zeros(1)
         stT, st0 = np.zeros((2,) + T.shape, np.float32), np.zeros((2, 1))
         slots = np.full((lanes, 50), -1, np.int32)
-        out = kfm.train_epoch(ip, ind, dat, y, sw, 64, w0, T, st0, stT, 2, 1e-2, 0.9, 0.999,
-                              1e-8, 0, 0, 1e-4, True, slots)
+        out = skeleton.train_epoch(ip, ind, dat, y, sw, 64, w0, T, kfm.NO_H, st0, stT,
+                                   kfm.NO_STATE_H, 2, 1e-2, 0.9, 0.999, 1e-8, 0, 0, 1e-4, slots,
+                                   kfm.SPEC)
         results.append((out, T, w0))
         assert out[1:] == (11, 0) and (slots == -1).all()
     for out, T, w0 in results[1:]:
@@ -210,12 +212,12 @@ def test_kernel_caches_are_keyed_on_every_kernel_source():
     import hashlib
     import pathlib
 
-    from skfm._kernels import deepfm, fm, skeleton
+    from skfm._kernels import deepfm, fm
     here = pathlib.Path(skeleton.__file__).parent
     digest = hashlib.sha256()
     for path in sorted(here.glob("*.py"), key=lambda p: p.name):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    for kernel in (fm.train_epoch, skeleton.train_epoch, deepfm.predict_rows):
+    for kernel in (fm.fm_decision, skeleton.train_epoch, deepfm.predict_rows):
         cache = kernel._cache
         assert cache._impl.locator.get_source_stamp() == digest.hexdigest()
         assert digest.hexdigest()[:12] in cache._impl.filename_base

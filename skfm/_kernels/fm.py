@@ -9,20 +9,19 @@ For one row with nonzeros (j, x_j):
     df/dw_j = x_j,   df/dv_jf = x_j (s_f - v_jf x_j)
     saliency S(x, y) = sum_j x_j dL/dx_j = L'(f) (sum_j w_j x_j + sum_f (s_f^2 - q_f))
 
-A training step has two parallel phases (rows, then the batch's unique features); every sum has
-one owner and a fixed order, so results do not depend on the number of threads.
+Training runs on the minibatch skeleton (skfm._kernels.skeleton) with FM's hooks: phase 1 the
+rows in parallel (forward_batch), phase 2 the batch's unique features (_feature_grad); every sum
+has one owner and a fixed order, so results do not depend on the number of threads.
 """
-import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
 
-from . import FASTMATH
-from .csr import (LANES, batch_capacity, batch_transposed, gather_rows, lane_range,
-                  transpose_batch, transpose_buffers, transposer)
+from . import FASTMATH, skeleton
+from .csr import gather_rows
 from .losses import loss_deriv, loss_value
 from .mixup import draw_one, start_ahead, step_ahead
-from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 
 _CHUNK = 256  # rows per task in prediction-style loops
 
@@ -121,27 +120,6 @@ def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
             GT[u, k + 1] += alpha * T[j, k + 1]
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT):
-    """Phase 2 without the update (for batch_gradient): the batch's unique features in parallel."""
-    for lane in prange(LANES):
-        for u in range(*lane_range(lane, nu, ptr)):
-            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, coef, bad):
-    """Phase 2 of a training step: each unique feature's gradient row, then its lazy optimizer
-    update, in one parallel loop over the features (each row has a single owner)."""
-    # Each feature has one owner and a fixed summation order, so the result does not depend
-    # on the split into lanes (csr.lane_range) or threads.
-    for lane in prange(LANES):
-        for u in range(*lane_range(lane, nu, ptr)):
-            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
-            ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
-            bad[u] = 0 if ok else 1
-
-
 @njit(cache=True, fastmath=FASTMATH)
 def _max_row_nnz(indptr):
     m = 0
@@ -151,6 +129,49 @@ def _max_row_nnz(indptr):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def _batch_sums(L, G, B):
+    """(sum_b L[b], sum_b G[b]) in row order: the batch loss and dObj/dw0."""
+    loss = 0.0
+    g0 = 0.0
+    for b in range(B):
+        loss += L[b]
+        g0 += G[b]
+    return loss, g0
+
+
+#: FM's ``spec`` for the minibatch skeleton (skfm._kernels.skeleton): FM has no arrays or
+#: options beyond w0 and T, so its one field only names the model
+FMSpec = namedtuple("FMSpec", "model")
+SPEC = FMSpec(0)
+
+
+def _workspace(spec, indptr, batch_size, T, H):
+    """(S, Q, G, L) of up to ``batch_size`` rows: row sums, loss derivatives, losses."""
+    Bmax = min(batch_size, indptr.shape[0] - 1)
+    d = T.shape[1] - 1
+    return (np.empty((Bmax, d), T.dtype), np.empty((Bmax, d), T.dtype),
+            np.empty(Bmax, T.dtype), np.empty(Bmax))
+
+
+def _forward_backward(spec, ws, indptr, indices, data, y, sw, start, B, w0, T, H, loss_id, step,
+                      GH):
+    S, Q, G, L = ws
+    forward_batch(indptr, indices, data, y, sw, start, B, w0, T, S, Q, G, L, loss_id)
+    return _batch_sums(L, G, B)
+
+
+def _feature_grad_hook(spec, ws, u, uniq, ptr, occ_b, occ_x, T, alpha, GT):
+    _feature_grad(u, uniq, ptr, occ_b, occ_x, T, ws[0], ws[2], alpha, GT)
+
+
+skeleton.register(FMSpec, workspace=_workspace, forward_backward=_forward_backward,
+                  feature_grad=_feature_grad_hook)
+
+#: FM's empty dense parameters H and their optimizer state, for the skeleton's signature
+NO_H = np.zeros(0)
+NO_STATE_H = np.zeros((2, 0))
+
+
 def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
     """Gradient of one batch's objective along the training code path (for tests and tools).
 
@@ -159,82 +180,9 @@ def batch_gradient(src0, src1, order, start, B, w0, T, loss_id, alpha, slot):
     (1/B) sum_b sw_b l(f(x_b), y_b) + (alpha/2) sum_{j in batch} ||T_j||^2.
     Returns (objective, d/dw0, unique features, their gradient rows)."""
     ip, ind, dat, y, sw = gather_rows(src0, src1, order[start:start + B])
-    d = T.shape[1] - 1
-    cap = ind.shape[0]
-    S = np.empty((B, d), T.dtype)
-    Q = np.empty((B, d), T.dtype)
-    G = np.empty(B, T.dtype)
-    L = np.empty(B)
-    zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
-    forward_batch(ip, ind, dat, y, sw, zero, B, w0, T, S, Q, G, L, loss_id)
-    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
-    occ_x = np.empty(cap, T.dtype)
-    nu = transpose_batch(ip, ind, dat, zero, B, slot, uniq, cnt, ptr, occ_b, occ_x)
-    GT = np.empty((nu, d + 1), T.dtype)
-    feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT)
-    obj = 0.0
-    g0 = 0.0
-    for b in range(B):
-        obj += L[b]
-        g0 += G[b]
-    obj /= B
-    reg = 0.0
-    for u in range(nu):
-        for k in range(d + 1):
-            reg += T[uniq[u], k] * T[uniq[u], k]
-    return obj + 0.5 * alpha * reg, g0, uniq[:nu].copy(), GT
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, st0, stT, solver, lr, beta_1,
-                beta_2, eps, step, loss_id, alpha, fit_intercept, slots):
-    """One pass over the rows of an epoch block (already in training order) in minibatches:
-    forward, transpose, gradients, lazy update.  ``slots``: see csr.batch_transposed.
-
-    Returns (sum of weighted row losses, number of steps taken, status) with status 0 = fine,
-    1 = a non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
-    n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    Bmax = min(batch_size, n)
-    cap = batch_capacity(indptr, batch_size)
-    S = np.empty((Bmax, d), T.dtype)
-    Q = np.empty((Bmax, d), T.dtype)
-    G = np.empty(Bmax, T.dtype)
-    L = np.empty(Bmax)
-    tp = transposer(indptr, batch_size, slots.shape[0], data)
-    GT = np.empty((cap, d + 1), T.dtype)
-    bad = np.zeros(cap, np.uint8)
-    g0 = np.empty(1)
-    coef = np.empty(7, T.dtype)
-    total = 0.0
-    n_steps = 0
-    for start in range(0, n, batch_size):
-        B = min(batch_size, n - start)
-        forward_batch(indptr, indices, data, y, sw, start, B, w0, T, S, Q, G, L, loss_id)
-        batch_loss = 0.0
-        g0[0] = 0.0
-        for b in range(B):
-            batch_loss += L[b]
-            g0[0] += G[b]
-        if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
-            return total, n_steps, 1
-        total += batch_loss
-        nu, uniq, ptr, occ_b, occ_x = batch_transposed(indptr, indices, data, start // batch_size,
-                                                       batch_size, slots, tp)
-        step += 1
-        n_steps += 1
-        lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
-        row_coefs(coef, lr, lr_t, beta_1, beta_2, eps)
-        grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, alpha, GT, stT, solver, coef, bad)
-        ok = True
-        if fit_intercept:
-            ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
-        for u in range(nu):
-            if bad[u]:
-                ok = False
-        if not ok:
-            return total, n_steps, 2
-    return total, n_steps, 0
+    obj, g0, uniq, GT, _ = skeleton.batch_gradient(ip, ind, dat, y, sw, w0, T, NO_H, loss_id,
+                                                   alpha, slot, SPEC)
+    return obj, g0, uniq, GT
 
 
 # ----------------------------------------------------------------------- saliency-guided mixup
