@@ -31,11 +31,10 @@ from .fm import (_pair_term, _row_sums, _table_bits, _table_clear, _table_fill_p
                  _table_shared_q)
 from .losses import loss_deriv, loss_value
 from .mixup import start_ahead
-from .mlp import (affine_maps, backward_layers, block_backward, block_buffers, block_forward,
-                  block_output, bn_update, draw_block, forward_layers, pick_best,
+from .mlp import (_CHUNK, _MM, DECIDE, OFFB, OFFW, SALIENCY, SIZE, TRAIN, ZOFF, _sum_blocks,
+                  _width, affine_maps, backward_layers, block_backward, block_buffers,
+                  block_forward, block_output, bn_update, draw_block, forward_layers, pick_best,
                   selector_buffers, selector_tasks, tangent_layers)
-from .nfm import (_CHUNK, _MM, DECIDE, OFFB, OFFW, SALIENCY, SIZE, TRAIN, ZOFF, _sum_blocks,
-                  _width)
 from .prefetch import prefetch_row
 from .rng import stream_key
 

@@ -36,73 +36,15 @@ from . import FASTMATH
 from .csr import (LANES, batch_capacity, batch_transposed, lane_range, transpose_batch,
                   transpose_buffers, transposer)
 from .fm import _row_sums, _table_bits, _table_clear, _table_fill_pos, _table_find
-from .losses import loss_deriv, loss_value, sigmoid
+from .losses import loss_deriv, loss_value
 from .mixup import start_ahead, step_ahead
+from .mlp import (_CHUNK, _MM, BN_EPS, DECIDE, OFFB, OFFBE, OFFG, OFFW, RELU, SALIENCY, SIZE,
+                  TRAIN, ZOFF, _act, _act_dropout, _act_grad, _dense_backward, _dense_forward,
+                  _dropout_scale, _sum_blocks, _width)
 from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
-from .rng import stream_key, uniform
+from .rng import stream_key
 
-IDENTITY = 0
-RELU = 1
-TANH = 2
-LOGISTIC = 3
-
-SIZE = 0
-ZOFF = 1
-OFFW = 2
-OFFB = 3
-OFFG = 4
-OFFBE = 5
-
-BN_EPS = 1e-5
-TRAIN = 0  # fused_batch modes
-DECIDE = 1
-SALIENCY = 2
-_CHUNK = 1024
-_MM = 128  # rows per matrix product of the dense layers
 _SEL_BLOCKS = 8  # blocks of candidates per parallel task in select_partners
-
-
-@njit(cache=True, inline="always")
-def _act(x, act):
-    if act == RELU:
-        return x if x > 0.0 else 0.0
-    if act == TANH:
-        return math.tanh(x)
-    if act == LOGISTIC:
-        return sigmoid(x)
-    return x
-
-
-@njit(cache=True, inline="always")
-def _act_grad(a, act):
-    """Derivative of the activation expressed through its output a."""
-    if act == RELU:
-        return 1.0 if a > 0.0 else 0.0
-    if act == TANH:
-        return 1.0 - a * a
-    if act == LOGISTIC:
-        return a * (1.0 - a)
-    return 1.0
-
-
-@njit(cache=True, inline="always")
-def _dropout_scale(drop, st, p):
-    """Inverted-dropout scale of one unit: 0 with probability p, else 1 / (1 - p) (one draw
-    from the stream ``st``); 1 without dropout."""
-    if not drop:
-        return 1.0
-    return 0.0 if uniform(st) < p else 1.0 / (1.0 - p)
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _act_dropout(pre, act, drop, st, p, A, M, Z, b, c):
-    """Unit c of row b after its pre-activation: A = act(pre), M = dropout scale, Z = A M."""
-    v = _act(pre, act)
-    m = _dropout_scale(drop, st, p)
-    A[b, c] = v
-    M[b, c] = m
-    Z[b, c] = v * m
-
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _bi_row(indices, data, a, e, T, s, q, drop, st, key, b, p, S, sb, A, M, Z, zb):
@@ -119,44 +61,6 @@ def _bi_row(indices, data, a, e, T, s, q, drop, st, key, b, p, S, sb, A, M, Z, z
         M[zb, k] = m
         Z[zb, k] = bi * m
     return lin
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
-    """XH[b, zl:zl + n] = W Z[b, zp:zp + npv] + bias for rows b < B: one BLAS matrix product per
-    block of _MM rows (blocks fixed by B alone, so results do not depend on the thread count)."""
-    Wl = head[oW:oW + n * npv].reshape((n, npv))
-    for c in prange((B + _MM - 1) // _MM):
-        a = c * _MM
-        e = min(B, a + _MM)
-        out = np.dot(np.ascontiguousarray(Z[a:e, zp:zp + npv]), Wl.T)
-        for b in range(e - a):
-            for i in range(n):
-                XH[a + b, zl + i] = out[b, i] + head[ob + i]
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B):
-    """Given DZ[:, zl:zl + n] = dObj/d(pre-activation) of a dense layer: DZ[:, zp:zp + npv] =
-    dObj/d(its input) and, with ``want_head``, GH's block of W = sum_b DZ_b^T Z_b, reduced over the
-    row blocks in block order."""
-    Wl = head[oW:oW + n * npv].reshape((n, npv))
-    nch = (B + _MM - 1) // _MM
-    part = np.empty((nch if want_head else 0, n, npv))
-    for c in prange(nch):
-        a = c * _MM
-        e = min(B, a + _MM)
-        du = np.ascontiguousarray(DZ[a:e, zl:zl + n])
-        if want_head:
-            part[c] = np.dot(du.T, np.ascontiguousarray(Z[a:e, zp:zp + npv]))
-        DZ[a:e, zp:zp + npv] = np.dot(du, Wl)
-    if want_head:
-        for i in prange(n):
-            for k in range(npv):
-                acc = 0.0
-                for c in range(nch):
-                    acc += part[c, i, k]
-                GH[oW + i * npv + k] = acc
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -438,16 +342,6 @@ def fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, off
                      offh, key, p_bi, p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
 
 
-@njit(cache=True, fastmath=False)
-def _sum_blocks(GHP, nch, GH):
-    """GH = sum of the first nch rows of GHP, in block order."""
-    for j in range(GH.shape[0]):
-        acc = 0.0
-        for c in range(nch):
-            acc += GHP[c, j]
-        GH[j] = acc
-
-
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
     """GT[u] = d(batch objective)/d T[j] for j = uniq[u]: d/dw_j = sum_b g_b x_bj,
@@ -484,12 +378,6 @@ def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT, stT, so
             _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
             ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
             bad[u] = 0 if ok else 1
-
-
-@njit(cache=True, fastmath=False)
-def _width(layout):
-    L = layout.shape[0] - 1
-    return layout[L, ZOFF] + layout[L, SIZE]
 
 
 @njit(cache=True, fastmath=FASTMATH)
