@@ -12,8 +12,8 @@ output weights h (n_L) are at ``offh``:
 (L = 0, NFM-0: tower(z_0) = h . z_0.)  The model fills z_0 (NFM: the Bi-Interaction vector;
 DeepFM: the field embeddings) or, with ``ext1``, layer 1's product W_1 z_0 itself (DeepFM computes
 it per feature and never builds z_0), and a per-row base value (the rest of f).  Without batch
-norm no row depends on another: a block of _MM rows (block_buffers, block_forward, block_output,
-block_backward) runs its forward pass, loss derivative and backward pass back to back in block-local buffers that stay in cache,
+norm no row depends on another: a block of _MM rows (block_buffers, block_pass) runs its forward
+pass, loss derivative and backward pass back to back in block-local buffers that stay in cache,
 its products as BLAS matrix products; with batch norm, forward_layers and backward_layers go layer
 by layer over the whole batch (still one product per fixed block of _MM rows).  The head's
 gradients are summed within a block, then over the blocks in block order (_sum_blocks), so
@@ -282,6 +282,29 @@ def block_backward(DZ, Zb, Ab, Mb, head, layout, act, train, gh, ext1):
         DZ[:, zp:zp + npv] = np.dot(du, Wl)
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def block_pass(c, a, Zb, Ab, Mb, DZ, start, B, BASE, y, sw, head, layout, offh, act, p_hid, key,
+               st, EXT, ext1, loss_id, mode, F, G, LP, GHP):
+    """Block c of a batch (rows a .. a + m - 1, buffers of block_buffers) once the model has
+    filled its input (Zb's z_0 columns, or EXT with ``ext1``) and BASE: block_forward and
+    block_output, then unless mode == DECIDE block_backward (DZ[:, :n_0] = dObj/dz_0, or with
+    ``ext1`` DZ[:, z_1] = dObj/d(W_1 z_0)).  TRAIN: LP[c] = the block's sum of sw l(f, y) and
+    GHP[c] = its dObj/dhead (zeroed first; W_1's block left at zero with ``ext1``); inference
+    modes leave GHP's one row alone (p_hid = 0)."""
+    train = mode == TRAIN
+    gh = GHP[c if train else 0]
+    if train:
+        gh[:] = 0.0
+    block_forward(Zb, Ab, Mb, head, layout, act, p_hid, key, a, st, EXT, ext1)
+    lp = block_output(Zb, DZ, a, start, B, BASE, y, sw, head, layout, offh, loss_id, mode, train,
+                      F, G, gh)
+    if mode == DECIDE:
+        return
+    if train:
+        LP[c] = lp
+    block_backward(DZ, Zb, Ab, Mb, head, layout, act, train, gh, ext1)
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def forward_layers(B, head, layout, offh, bn_mean, bn_var, train, key, p_hid, act, BASE, Z, A,
                    XH, M, MU, VAR, F, ext1):
@@ -334,6 +357,23 @@ def forward_layers(B, head, layout, offh, bn_mean, bn_var, train, key, p_hid, ac
             f += head[offh + k] * Z[b, zL + k]
         F[b] = f
 
+
+
+@njit(cache=True, inline="always")
+def batch_output(F, G, y, sw, start, B, loss_id, mode):
+    """After forward_layers, rows b < B (rows start + b of the epoch block): G[b] = dObj/df_b
+    (TRAIN: sw_b / B dl/df_b; else dl/df_b).  Returns (TRAIN) sum_b sw_b l(f_b, y_b).  Inlined
+    into its caller, as the models' loops were: compiled on its own, LLVM vectorises the squared
+    loss's sum (another summation order) where inside the callers it does not."""
+    loss = 0.0
+    for b in range(B):
+        r = start + b
+        if mode == TRAIN:
+            loss += sw[r] * loss_value(F[b], y[r], loss_id)
+            G[b] = sw[r] / B * loss_deriv(F[b], y[r], loss_id)
+        else:
+            G[b] = loss_deriv(F[b], y[r], loss_id)
+    return loss
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -407,10 +447,8 @@ def bn_update(layout, bn_mean, bn_var, MU, VAR, momentum, B):
         bn_var[c] = (1.0 - momentum) * bn_var[c] + momentum * VAR[c] * unb
 
 
-@njit(cache=True, fastmath=False)
-def affine_maps(head, layout, bn, bn_mean, bn_var, width):
-    """(SC, SH): each hidden unit's inference-mode normalisation and bias as one affine map of
-    W_l z_{l-1}: pre = SC out + SH."""
+@njit(cache=True, inline="always")
+def _affine_maps(head, layout, bn, bn_mean, bn_var, width):
     SC = np.ones(width)
     SH = np.zeros(width)
     for l in range(1, layout.shape[0]):
@@ -423,6 +461,21 @@ def affine_maps(head, layout, bn, bn_mean, bn_var, width):
             else:
                 SH[z] = bias
     return SC, SH
+
+
+@njit(cache=True, fastmath=False)
+def affine_maps(head, layout, bn, bn_mean, bn_var, width):
+    """(SC, SH): each hidden unit's inference-mode normalisation and bias as one affine map of
+    W_l z_{l-1}: pre = SC out + SH (DeepFM's selector)."""
+    return _affine_maps(head, layout, bn, bn_mean, bn_var, width)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def affine_maps_contracted(head, layout, bn, bn_mean, bn_var, width):
+    """affine_maps with the fast-math flags, so that with batch norm SH = SC (b - mean) + beta
+    may be one fused multiply-add (it is on x86 with FMA): NFM's selector has always computed
+    it so, and keeps its results bit for bit."""
+    return _affine_maps(head, layout, bn, bn_mean, bn_var, width)
 
 
 _SEL_BLOCKS = 8  # blocks of candidates per parallel task of a closed-form selector
