@@ -7,6 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._cores import SOLVERS, FMCore
 from ._kernels import mlp as kmlp
 from ._kernels import nfm as knfm
+from ._kernels import skeleton
 from ._platform import Model, Param, make_estimator
 from ._trainer import readonly_float64
 
@@ -83,10 +84,9 @@ class NFMCore:
                 "seed": np.array([rng.integers(0, 2**62)], np.int64)}
 
     @staticmethod
-    def init_state(params, solver):
-        state = FMCore.init_state(params, solver)  # w0 and the lazily updated table, as FM
-        state["head"] = np.zeros((2, params["head"].shape[0]))
-        return state
+    def init_state(params, solver):  # w0 and the lazily updated table as FM, head densely
+        return dict(FMCore.init_state(params, solver),
+                    head=np.zeros((2, params["head"].shape[0])))
 
     @staticmethod
     def _static(params):
@@ -123,26 +123,31 @@ class NFMCore:
             float(b), params["w0"], params["T"], params["head"], lay, offh, bn,
             params["bn_mean"], params["bn_var"], self.act, loss_id, R)
 
+    def spec(self, params, epoch=0, train=True, dropout=True):
+        """The kernels' NFMSpec; ``train``: BN batch statistics; ``dropout``: the model's
+        dropout rates (else none)."""
+        lay, offh, bn = self._static(params)
+        return knfm.NFMSpec(lay, offh, bn, params["bn_mean"], params["bn_var"], BN_MOMENTUM,
+                            int(params["seed"][0]), int(epoch), self.act,
+                            self.dropout_bi if dropout else 0.0,
+                            self.dropout_hidden if dropout else 0.0, bool(train))
+
     def batch_gradient(self, params, X, y, sw, loss_id, alpha, train=False):
         """(objective, d/dw0, unique features, their T-gradient rows, d/dhead) of all rows of X
-        as one batch, without dropout (for tests)."""
-        lay, offh, bn = self._static(params)
+        as one batch, without dropout (for tests); ``train``: BN batch statistics."""
         slot = np.full(X.n_features, -1, np.int32)
         # read-only rows, as training passes its gathered rows: the same compiled kernels
-        return knfm.batch_gradient(X.indptr, X.indices, X.data,
-                                   readonly_float64(y), readonly_float64(sw), params["w0"],
-                                   params["T"], params["head"], lay, offh, bn,
-                                   params["bn_mean"], params["bn_var"], train, self.act, loss_id,
-                                   alpha, slot)
+        return skeleton.batch_gradient(X.indptr, X.indices, X.data, readonly_float64(y),
+                                       readonly_float64(sw), params["w0"], params["T"],
+                                       params["head"], loss_id, alpha, slot,
+                                       self.spec(params, train=train, dropout=False))
 
     def train_epoch(self, params, state, block, hp, slots):
-        lay, offh, bn = self._static(params)
-        loss, steps, status = knfm.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], params["head"], lay, offh, bn,
-            params["bn_mean"], params["bn_var"], BN_MOMENTUM, int(params["seed"][0]),
-            int(hp.get("epoch", 0)), self.act, self.dropout_bi, self.dropout_hidden, state["w0"],
+        loss, steps, status = skeleton.train_epoch(
+            *block, hp["batch_size"], params["w0"], params["T"], params["head"], state["w0"],
             state["T"], state["head"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"],
-            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots)
+            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots,
+            self.spec(params, hp.get("epoch", 0)))
         state["t"] += steps
         return loss, steps, status
 
