@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._cores import SOLVERS, FMCore
 from ._kernels import deepfm as kdf
 from ._kernels import fm as kfm
-from ._kernels import nfm as knfm
+from ._kernels import mlp as kmlp
 from ._kernels import skeleton
 from ._nfm import ACTIVATIONS, BN_MOMENTUM, NFM, hidden_layers, nfm_layout
 from ._platform import Model, Param, make_estimator
@@ -47,16 +47,16 @@ class DeepFMCore:
         params = FMCore.init_params(n_features, n_factors, dtype, rng, init_std)
         sizes = [self.n_fields * n_factors, *self.hidden]
         lay, n_head = nfm_layout(sizes[0], self.hidden, self.batch_norm)
-        lay[1:, knfm.ZOFF] -= sizes[0]  # e is never built: the hidden layers' columns from 0
+        lay[1:, kmlp.ZOFF] -= sizes[0]  # e is never built: the hidden layers' columns from 0
         H = np.zeros(n_head)
         for l in range(1, len(sizes)):
             n, npv = sizes[l], sizes[l - 1]
-            w = lay[l, knfm.OFFW]
+            w = lay[l, kmlp.OFFW]
             H[w:w + n * npv] = rng.normal(0.0, np.sqrt(2.0 / (npv + n)), n * npv)
             if self.batch_norm:
-                H[lay[l, knfm.OFFG]:lay[l, knfm.OFFG] + n] = 1.0
+                H[lay[l, kmlp.OFFG]:lay[l, kmlp.OFFG] + n] = 1.0
         H[n_head - sizes[-1]:] = rng.normal(0.0, np.sqrt(2.0 / (sizes[-1] + 1)), sizes[-1])
-        width = int(lay[-1, knfm.ZOFF] + lay[-1, knfm.SIZE])
+        width = int(lay[-1, kmlp.ZOFF] + lay[-1, kmlp.SIZE])
         params.update(H=H, layout=lay, bn_mean=np.zeros(width), bn_var=np.ones(width),
                       seed=np.array([rng.integers(0, 2**62)], np.int64))
         return params
@@ -68,8 +68,8 @@ class DeepFMCore:
     @staticmethod
     def _static(params):
         lay = params["layout"]
-        offh = int(params["H"].shape[0] - lay[-1, knfm.SIZE])
-        bn = bool(lay.shape[0] > 1 and lay[1, knfm.OFFG] >= 0)
+        offh = int(params["H"].shape[0] - lay[-1, kmlp.SIZE])
+        bn = bool(lay.shape[0] > 1 and lay[1, kmlp.OFFG] >= 0)
         return lay, offh, bn
 
     def spec(self, params, epoch=0, train=True):

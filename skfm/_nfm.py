@@ -5,39 +5,41 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._cores import SOLVERS, FMCore
+from ._kernels import mlp as kmlp
 from ._kernels import nfm as knfm
+from ._kernels import skeleton
 from ._platform import Model, Param, make_estimator
 from ._trainer import readonly_float64
 
 __all__ = ["NFMClassifier", "NFMRegressor"]
 
-ACTIVATIONS = {"identity": knfm.IDENTITY, "relu": knfm.RELU, "tanh": knfm.TANH,
-               "logistic": knfm.LOGISTIC}
+ACTIVATIONS = {"identity": kmlp.IDENTITY, "relu": kmlp.RELU, "tanh": kmlp.TANH,
+               "logistic": kmlp.LOGISTIC}
 BN_MOMENTUM = 0.1
 
 
 def nfm_layout(d, hidden, batch_norm):
-    """(layout (L + 1, 6) int64, length of head): see :mod:`skfm._kernels.nfm`."""
+    """(layout (L + 1, 6) int64, length of head): see :mod:`skfm._kernels.mlp`."""
     sizes = [d] + [int(n) for n in hidden]
     L = len(sizes) - 1
     lay = np.full((L + 1, 6), -1, np.int64)
-    lay[0, knfm.SIZE] = d
-    lay[0, knfm.ZOFF] = 0
+    lay[0, kmlp.SIZE] = d
+    lay[0, kmlp.ZOFF] = 0
     z = d
     off = 0
     for l in range(1, L + 1):
         n, npv = sizes[l], sizes[l - 1]
-        lay[l, knfm.SIZE] = n
-        lay[l, knfm.ZOFF] = z
+        lay[l, kmlp.SIZE] = n
+        lay[l, kmlp.ZOFF] = z
         z += n
-        lay[l, knfm.OFFW] = off
+        lay[l, kmlp.OFFW] = off
         off += n * npv
-        lay[l, knfm.OFFB] = off
+        lay[l, kmlp.OFFB] = off
         off += n
         if batch_norm:
-            lay[l, knfm.OFFG] = off
+            lay[l, kmlp.OFFG] = off
             off += n
-            lay[l, knfm.OFFBE] = off
+            lay[l, kmlp.OFFBE] = off
             off += n
     return lay, off + sizes[-1]
 
@@ -68,30 +70,29 @@ class NFMCore:
         for l in range(1, len(sizes)):
             n, npv = sizes[l], sizes[l - 1]
             std = np.sqrt(2.0 / (npv + n))
-            head[lay[l, knfm.OFFW]:lay[l, knfm.OFFB] + n] = rng.normal(0.0, std, n * npv + n)
+            head[lay[l, kmlp.OFFW]:lay[l, kmlp.OFFB] + n] = rng.normal(0.0, std, n * npv + n)
             if self.batch_norm:
-                head[lay[l, knfm.OFFG]:lay[l, knfm.OFFG] + n] = 1.0
+                head[lay[l, kmlp.OFFG]:lay[l, kmlp.OFFG] + n] = 1.0
         nL = sizes[-1]
         if self.hidden:
             head[n_head - nL:] = rng.normal(0.0, np.sqrt(2.0 / (nL + 1)), nL)
         else:
             head[n_head - nL:] = 1.0  # NFM-0 starts as FM
-        width = int(lay[-1, knfm.ZOFF] + lay[-1, knfm.SIZE])
+        width = int(lay[-1, kmlp.ZOFF] + lay[-1, kmlp.SIZE])
         return {"w0": np.zeros(1), "T": T, "head": head, "layout": lay,
                 "bn_mean": np.zeros(width), "bn_var": np.ones(width),
                 "seed": np.array([rng.integers(0, 2**62)], np.int64)}
 
     @staticmethod
-    def init_state(params, solver):
-        state = FMCore.init_state(params, solver)  # w0 and the lazily updated table, as FM
-        state["head"] = np.zeros((2, params["head"].shape[0]))
-        return state
+    def init_state(params, solver):  # w0 and the lazily updated table as FM, head densely
+        return dict(FMCore.init_state(params, solver),
+                    head=np.zeros((2, params["head"].shape[0])))
 
     @staticmethod
     def _static(params):
         lay = params["layout"]
-        offh = params["head"].shape[0] - int(lay[-1, knfm.SIZE])
-        bn = bool(lay.shape[0] > 1 and lay[1, knfm.OFFG] >= 0)
+        offh = params["head"].shape[0] - int(lay[-1, kmlp.SIZE])
+        bn = bool(lay.shape[0] > 1 and lay[1, kmlp.OFFG] >= 0)
         return lay, offh, bn
 
     def _predict(self, params, X, y, loss_id, saliency):
@@ -122,26 +123,31 @@ class NFMCore:
             float(b), params["w0"], params["T"], params["head"], lay, offh, bn,
             params["bn_mean"], params["bn_var"], self.act, loss_id, R)
 
+    def spec(self, params, epoch=0, train=True, dropout=True):
+        """The kernels' NFMSpec; ``train``: BN batch statistics; ``dropout``: the model's
+        dropout rates (else none)."""
+        lay, offh, bn = self._static(params)
+        return knfm.NFMSpec(lay, offh, bn, params["bn_mean"], params["bn_var"], BN_MOMENTUM,
+                            int(params["seed"][0]), int(epoch), self.act,
+                            self.dropout_bi if dropout else 0.0,
+                            self.dropout_hidden if dropout else 0.0, bool(train))
+
     def batch_gradient(self, params, X, y, sw, loss_id, alpha, train=False):
         """(objective, d/dw0, unique features, their T-gradient rows, d/dhead) of all rows of X
-        as one batch, without dropout (for tests)."""
-        lay, offh, bn = self._static(params)
+        as one batch, without dropout (for tests); ``train``: BN batch statistics."""
         slot = np.full(X.n_features, -1, np.int32)
         # read-only rows, as training passes its gathered rows: the same compiled kernels
-        return knfm.batch_gradient(X.indptr, X.indices, X.data,
-                                   readonly_float64(y), readonly_float64(sw), params["w0"],
-                                   params["T"], params["head"], lay, offh, bn,
-                                   params["bn_mean"], params["bn_var"], train, self.act, loss_id,
-                                   alpha, slot)
+        return skeleton.batch_gradient(X.indptr, X.indices, X.data, readonly_float64(y),
+                                       readonly_float64(sw), params["w0"], params["T"],
+                                       params["head"], loss_id, alpha, slot,
+                                       self.spec(params, train=train, dropout=False))
 
     def train_epoch(self, params, state, block, hp, slots):
-        lay, offh, bn = self._static(params)
-        loss, steps, status = knfm.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], params["head"], lay, offh, bn,
-            params["bn_mean"], params["bn_var"], BN_MOMENTUM, int(params["seed"][0]),
-            int(hp.get("epoch", 0)), self.act, self.dropout_bi, self.dropout_hidden, state["w0"],
+        loss, steps, status = skeleton.train_epoch(
+            *block, hp["batch_size"], params["w0"], params["T"], params["head"], state["w0"],
             state["T"], state["head"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"],
-            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots)
+            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots,
+            self.spec(params, hp.get("epoch", 0)))
         state["t"] += steps
         return loss, steps, status
 

@@ -13,7 +13,7 @@ from skfm._base import to_csr_data
 from skfm._deepfm import DeepFMCore
 from skfm._kernels import deepfm as kdf
 from skfm._kernels import mixup as kmix
-from skfm._kernels import nfm as knfm
+from skfm._kernels import mlp as kmlp
 from skfm._kernels.losses import LOGISTIC, SQUARED
 from skfm._kernels.rng import stream_key, uniform
 from skfm._trainer import Augmenter, Workspace, numba_threads, readonly, run_epoch
@@ -49,11 +49,11 @@ def head_of(layout, n_head, Ws, bs, gammas, betas, h):
     H = np.zeros(n_head)
     for l in range(1, layout.shape[0]):
         n, npv = Ws[l - 1].shape
-        H[layout[l, knfm.OFFW]:layout[l, knfm.OFFW] + n * npv] = Ws[l - 1].ravel()
-        H[layout[l, knfm.OFFB]:layout[l, knfm.OFFB] + n] = bs[l - 1]
+        H[layout[l, kmlp.OFFW]:layout[l, kmlp.OFFW] + n * npv] = Ws[l - 1].ravel()
+        H[layout[l, kmlp.OFFB]:layout[l, kmlp.OFFB] + n] = bs[l - 1]
         if gammas:
-            H[layout[l, knfm.OFFG]:layout[l, knfm.OFFG] + n] = gammas[l - 1]
-            H[layout[l, knfm.OFFBE]:layout[l, knfm.OFFBE] + n] = betas[l - 1]
+            H[layout[l, kmlp.OFFG]:layout[l, kmlp.OFFG] + n] = gammas[l - 1]
+            H[layout[l, kmlp.OFFBE]:layout[l, kmlp.OFFBE] + n] = betas[l - 1]
     H[n_head - len(h):] = h
     return H
 
@@ -72,7 +72,7 @@ def make_case(seed, hidden=(5, 4), act="relu", bn=False, dropout=0.0, n=9, dtype
     params["H"][:] = head_of(lay, len(params["H"]), rp["Ws"], rp["bs"], rp["gammas"],
                              rp["betas"], rp["h"])
     for l in range(1, lay.shape[0]):
-        z, m = lay[l, knfm.ZOFF], lay[l, knfm.SIZE]
+        z, m = lay[l, kmlp.ZOFF], lay[l, kmlp.SIZE]
         if bn:
             params["bn_mean"][z:z + m] = rp["bn_mean"][l - 1]
             params["bn_var"][z:z + m] = rp["bn_var"][l - 1]
@@ -320,7 +320,7 @@ def test_sgd_step_moves_by_the_gradient_and_updates_bn_statistics():
     c = ref.forward_cache(rp, Xd, train=True)
     lay = params["layout"]
     for l in range(1, lay.shape[0]):
-        z, m = lay[l, knfm.ZOFF], lay[l, knfm.SIZE]
+        z, m = lay[l, kmlp.ZOFF], lay[l, kmlp.SIZE]
         np.testing.assert_allclose(params["bn_mean"][z:z + m],
                                    0.9 * before["bn_mean"][z:z + m] + 0.1 * c["mu"][l - 1],
                                    rtol=1e-12)
@@ -395,11 +395,11 @@ def test_init_and_structure_checks():
     p = core.init_params(len(FIELDS), 4, np.float32, rng, 0.01)
     lay = p["layout"]
     assert p["T"].dtype == np.float32 and np.all(p["T"][:, 0] == 0) and p["w0"][0] == 0
-    assert lay[0, knfm.SIZE] == 20 and lay[1, knfm.ZOFF] == 0 and lay[2, knfm.ZOFF] == 7
-    W1 = p["H"][lay[1, knfm.OFFW]:lay[1, knfm.OFFB]]
+    assert lay[0, kmlp.SIZE] == 20 and lay[1, kmlp.ZOFF] == 0 and lay[2, kmlp.ZOFF] == 7
+    W1 = p["H"][lay[1, kmlp.OFFW]:lay[1, kmlp.OFFB]]
     assert W1.size == 7 * 20 and 0.5 < W1.std() / np.sqrt(2 / 27) < 1.5
-    assert np.all(p["H"][lay[1, knfm.OFFB]:lay[1, knfm.OFFG]] == 0)  # b = 0
-    assert np.all(p["H"][lay[1, knfm.OFFG]:lay[1, knfm.OFFBE]] == 1)  # gamma = 1
+    assert np.all(p["H"][lay[1, kmlp.OFFB]:lay[1, kmlp.OFFG]] == 0)  # b = 0
+    assert np.all(p["H"][lay[1, kmlp.OFFG]:lay[1, kmlp.OFFBE]] == 1)  # gamma = 1
     assert len(p["H"]) == 7 * 20 + 3 * 7 + 6 * 7 + 3 * 6 + 6 and p["bn_mean"].shape == (13,)
     with pytest.raises(ValueError, match="hidden layer"):
         DeepFMCore(FIELDS, 5, ())
@@ -413,15 +413,15 @@ def reference_of(est):
     (p,) = est._params
     lay, H = p["layout"], p["H"]
     Ws, bs, gammas, betas, bn_mean, bn_var = [], [], [], [], [], []
-    bn = lay[1, knfm.OFFG] >= 0
-    sizes = [lay[0, knfm.SIZE]] + [lay[l, knfm.SIZE] for l in range(1, lay.shape[0])]
+    bn = lay[1, kmlp.OFFG] >= 0
+    sizes = [lay[0, kmlp.SIZE]] + [lay[l, kmlp.SIZE] for l in range(1, lay.shape[0])]
     for l in range(1, lay.shape[0]):
-        n, npv, z = sizes[l], sizes[l - 1], lay[l, knfm.ZOFF]
-        Ws.append(H[lay[l, knfm.OFFW]:lay[l, knfm.OFFW] + n * npv].reshape(n, npv))
-        bs.append(H[lay[l, knfm.OFFB]:lay[l, knfm.OFFB] + n])
+        n, npv, z = sizes[l], sizes[l - 1], lay[l, kmlp.ZOFF]
+        Ws.append(H[lay[l, kmlp.OFFW]:lay[l, kmlp.OFFW] + n * npv].reshape(n, npv))
+        bs.append(H[lay[l, kmlp.OFFB]:lay[l, kmlp.OFFB] + n])
         if bn:
-            gammas.append(H[lay[l, knfm.OFFG]:lay[l, knfm.OFFG] + n])
-            betas.append(H[lay[l, knfm.OFFBE]:lay[l, knfm.OFFBE] + n])
+            gammas.append(H[lay[l, kmlp.OFFG]:lay[l, kmlp.OFFG] + n])
+            betas.append(H[lay[l, kmlp.OFFBE]:lay[l, kmlp.OFFBE] + n])
             bn_mean.append(p["bn_mean"][z:z + n])
             bn_var.append(p["bn_var"][z:z + n])
     return {"w0": p["w0"][0], "w": p["T"][:, 0].astype(float),
@@ -460,7 +460,7 @@ def test_estimator_fields_contract():
     est = DeepFMClassifier(n_factors=2, hidden_layer_sizes=4, max_iter=1).fit(X, y)
     assert est.fields == "auto" and est.n_fields_ == 4
     np.testing.assert_array_equal(est.fields_, fields)
-    assert est._params[0]["layout"][0, knfm.SIZE] == 4 * 2  # the tower sees n_fields * d
+    assert est._params[0]["layout"][0, kmlp.SIZE] == 4 * 2  # the tower sees n_fields * d
     with pytest.raises(ValueError, match="fields"):
         DeepFMRegressor(fields=None, max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match="at least 1 hidden layer"):

@@ -29,13 +29,11 @@ from . import FASTMATH, skeleton
 from .csr import _transpose_into, batch_capacity, transpose_buffers
 from .fm import (_pair_term, _row_sums, _table_bits, _table_clear, _table_fill_pos,
                  _table_shared_q)
-from .losses import loss_deriv, loss_value
 from .mixup import start_ahead
-from .mlp import (affine_maps, backward_layers, block_backward, block_buffers, block_forward,
-                  block_output, bn_update, draw_block, forward_layers, pick_best,
-                  selector_buffers, selector_tasks, tangent_layers)
-from .nfm import (_CHUNK, _MM, DECIDE, OFFB, OFFW, SALIENCY, SIZE, TRAIN, ZOFF, _sum_blocks,
-                  _width)
+from .mlp import (_CHUNK, _MM, DECIDE, OFFB, OFFW, SALIENCY, SIZE, TRAIN, ZOFF, _sum_blocks,
+                  _width, affine_maps, backward_layers, batch_output, block_buffers, block_pass,
+                  bn_update, draw_block, forward_layers, pick_best, selector_buffers,
+                  selector_tasks, tangent_layers)
 from .prefetch import prefetch_row
 from .rng import stream_key
 
@@ -109,30 +107,23 @@ def _row_out(sal, g, tan, dl, p1, dl_out):
 @njit(cache=True, fastmath=FASTMATH)
 def _block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_hid,
            act, loss_id, mode, loc, U, F, G, S, P1, DL, LP, GHP):
-    """Block c (rows c _MM .. min(B, (c + 1) _MM) - 1 of the batch) of fused_batch."""
+    """Block c (rows c _MM .. min(B, (c + 1) _MM) - 1 of the batch) of fused_batch: the
+    rows' FM parts and W_1 e, then mlp.block_pass."""
     d = T.shape[1] - 1
     n1 = layout[1, SIZE]
     z1 = layout[1, ZOFF]
-    train = mode == TRAIN
     a, m, Zb, Ab, Mb, DZ = block_buffers(c, B, layout)
     q = np.empty(d)
     BASE = np.empty(m)
     TAN = np.empty(m)
     st = np.zeros(1, np.uint64)
-    gh = GHP[c if train else 0]  # inference: GHP has one row, left alone
-    if train:
-        gh[:] = 0.0
     for i in range(m):
         BASE[i], TAN[i] = _row_in(indptr, indices, data, start + a + i, indptr[start], w0, T,
                                   loc, U, S[a + i], q, P1[a + i])
-    block_forward(Zb, Ab, Mb, head, layout, act, p_hid, key, a, st, P1[a:a + m], True)
-    lp = block_output(Zb, DZ, a, start, B, BASE, y, sw, head, layout, offh, loss_id, mode,
-                      train, F, G, gh)
+    block_pass(c, a, Zb, Ab, Mb, DZ, start, B, BASE, y, sw, head, layout, offh, act, p_hid, key,
+               st, P1[a:a + m], True, loss_id, mode, F, G, LP, GHP)
     if mode == DECIDE:
         return
-    if train:
-        LP[c] = lp
-    block_backward(DZ, Zb, Ab, Mb, head, layout, act, train, gh, True)
     for i in range(m):
         v = _row_out(mode == SALIENCY, G[a + i], TAN[i], DZ[i, z1:z1 + n1], P1[a + i], DL[a + i])
         if mode == SALIENCY:
@@ -142,7 +133,7 @@ def _block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh,
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_hid,
                 act, loss_id, mode, loc, U, F, G, S, P1, DL, LP, GHP):
-    """Without batch norm, rows [start, start + B) block by block (as nfm.fused_batch).  TRAIN:
+    """Without batch norm, rows [start, start + B) block by block (as nfm.fused_batch, mlp.block_pass).  TRAIN:
     F, G = dObj/df, S, P1 = W_1 e, DL = dObj/d(W_1 e), LP[c] / GHP[c] = block c's loss sum /
     dObj/dH but W_1's.  DECIDE: F = f.  SALIENCY: F = S(x, y)."""
     for c in prange((B + _MM - 1) // _MM):
@@ -239,13 +230,7 @@ def run_batch(ws, indptr, indices, data, y, sw, start, B, w0, T, fields, head, l
                        A, XH, M, MU, VAR, F, True)
         if mode == DECIDE:
             return 0.0, 0.0
-        for b in range(B):
-            r = start + b
-            if mode == TRAIN:
-                loss += sw[r] * loss_value(F[b], y[r], loss_id)
-                G[b] = sw[r] / B * loss_deriv(F[b], y[r], loss_id)
-            else:
-                G[b] = loss_deriv(F[b], y[r], loss_id)
+        loss = batch_output(F, G, y, sw, start, B, loss_id, mode)
         backward_layers(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, GH,
                         mode == TRAIN, True)
         for b in range(B):

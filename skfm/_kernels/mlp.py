@@ -1,22 +1,26 @@
-"""The dense MLP tower shared by the neural models (DeepFM's deep part; NFM's head can use it).
+"""The dense MLP tower of the neural models (NFM's head above the Bi-Interaction layer, DeepFM's
+deep part).
 
 The tower's parameters are a slice of a flat float64 vector ``head``, described by a ``layout``
-(L + 1, 6) int64 table as in :mod:`skfm._kernels.nfm` (row 0 = the input z_0: its size and
-column offset; row l: layer l's size, column offset in the activation buffers and offsets of
-W_l, b_l, gamma_l, beta_l in ``head``, -1 when absent), the output weights h at ``offh``:
+(L + 1, 6) int64 table (``_nfm.nfm_layout``): row 0 is the input z_0 (its size and column
+offset), row l = 1..L layer l (its size n_l, its column offset in the activation buffers and the
+offsets of W_l (n_l, n_{l-1}) row-major, b_l, gamma_l, beta_l in ``head``, -1 when absent); the
+output weights h (n_L) are at ``offh``:
 
     z_l = dropout(act(BN(W_l z_{l-1} + b_l)), p_hid),   tower(z_0) = h . z_L
 
-The model fills z_0 (NFM: the Bi-Interaction vector; DeepFM: the field embeddings) or, with
-``ext1``, layer 1's product W_1 z_0 itself (DeepFM computes it per feature and never builds z_0),
-and a per-row base value (the rest of f); these functions do the rest with the arithmetic of
-NFM's kernels, in the same order, so NFM can switch to them and keep its results bit for bit
-(nfm.backward_batch is backward_layers followed by its dropout on z_0).  Without batch norm, a
-block of rows (block_forward, block_output, block_backward) runs in block-local buffers; with
-it, forward_layers and backward_layers go layer by layer over the whole batch.  tangent_layers
-pushes candidates and their tangents along x through the layers for the closed-form SMFM
-selectors (selector_tasks, selector_buffers, draw_block: their common frame), and pick_best
-keeps each parent's most salient candidate.
+(L = 0, NFM-0: tower(z_0) = h . z_0.)  The model fills z_0 (NFM: the Bi-Interaction vector;
+DeepFM: the field embeddings) or, with ``ext1``, layer 1's product W_1 z_0 itself (DeepFM computes
+it per feature and never builds z_0), and a per-row base value (the rest of f).  Without batch
+norm no row depends on another: a block of _MM rows (block_buffers, block_pass) runs its forward
+pass, loss derivative and backward pass back to back in block-local buffers that stay in cache,
+its products as BLAS matrix products; with batch norm, forward_layers and backward_layers go layer
+by layer over the whole batch (still one product per fixed block of _MM rows).  The head's
+gradients are summed within a block, then over the blocks in block order (_sum_blocks), so
+results do not depend on the number of threads.  Dropout masks are a pure function of (key, row,
+layer, unit) through the counter-based RNG.  tangent_layers pushes candidates and their tangents
+along x through the layers for the closed-form SMFM selectors (selector_tasks, selector_buffers,
+draw_block: their common frame), and pick_best keeps each parent's most salient candidate.
 """
 import math
 
@@ -24,11 +28,125 @@ import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH
-from .losses import loss_deriv, loss_value
+from .losses import loss_deriv, loss_value, sigmoid
 from .mixup import step_ahead
-from .nfm import (_MM, BN_EPS, DECIDE, OFFB, OFFBE, OFFG, OFFW, RELU, SIZE, ZOFF, _act,
-                  _act_dropout, _act_grad, _dense_backward, _dense_forward)
-from .rng import stream_key
+from .rng import stream_key, uniform
+
+IDENTITY = 0  # activations
+RELU = 1
+TANH = 2
+LOGISTIC = 3
+
+SIZE = 0  # columns of a layout
+ZOFF = 1
+OFFW = 2
+OFFB = 3
+OFFG = 4
+OFFBE = 5
+
+BN_EPS = 1e-5
+TRAIN = 0  # modes of a batch: training, decision f(x), saliency S(x, y) (inference mode)
+DECIDE = 1
+SALIENCY = 2
+_CHUNK = 1024  # rows per batch of prediction and saliency
+_MM = 128  # rows per matrix product of the dense layers
+
+
+@njit(cache=True, inline="always")
+def _act(x, act):
+    if act == RELU:
+        return x if x > 0.0 else 0.0
+    if act == TANH:
+        return math.tanh(x)
+    if act == LOGISTIC:
+        return sigmoid(x)
+    return x
+
+
+@njit(cache=True, inline="always")
+def _act_grad(a, act):
+    """Derivative of the activation expressed through its output a."""
+    if act == RELU:
+        return 1.0 if a > 0.0 else 0.0
+    if act == TANH:
+        return 1.0 - a * a
+    if act == LOGISTIC:
+        return a * (1.0 - a)
+    return 1.0
+
+
+@njit(cache=True, inline="always")
+def _dropout_scale(drop, st, p):
+    """Inverted-dropout scale of one unit: 0 with probability p, else 1 / (1 - p) (one draw
+    from the stream ``st``); 1 without dropout."""
+    if not drop:
+        return 1.0
+    return 0.0 if uniform(st) < p else 1.0 / (1.0 - p)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _act_dropout(pre, act, drop, st, p, A, M, Z, b, c):
+    """Unit c of row b after its pre-activation: A = act(pre), M = dropout scale, Z = A M."""
+    v = _act(pre, act)
+    m = _dropout_scale(drop, st, p)
+    A[b, c] = v
+    M[b, c] = m
+    Z[b, c] = v * m
+
+
+@njit(cache=True, fastmath=False)
+def _width(layout):
+    """Columns of the activation buffers: z_0 and every layer's."""
+    L = layout.shape[0] - 1
+    return layout[L, ZOFF] + layout[L, SIZE]
+
+
+@njit(cache=True, fastmath=False)
+def _sum_blocks(GHP, nch, GH):
+    """GH = sum of the first nch rows of GHP, in block order."""
+    for j in range(GH.shape[0]):
+        acc = 0.0
+        for c in range(nch):
+            acc += GHP[c, j]
+        GH[j] = acc
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
+    """XH[b, zl:zl + n] = W Z[b, zp:zp + npv] + bias for rows b < B: one BLAS matrix product per
+    block of _MM rows (blocks fixed by B alone, so results do not depend on the thread count)."""
+    Wl = head[oW:oW + n * npv].reshape((n, npv))
+    for c in prange((B + _MM - 1) // _MM):
+        a = c * _MM
+        e = min(B, a + _MM)
+        out = np.dot(np.ascontiguousarray(Z[a:e, zp:zp + npv]), Wl.T)
+        for b in range(e - a):
+            for i in range(n):
+                XH[a + b, zl + i] = out[b, i] + head[ob + i]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B):
+    """Given DZ[:, zl:zl + n] = dObj/d(pre-activation) of a dense layer: DZ[:, zp:zp + npv] =
+    dObj/d(its input) and, with ``want_head``, GH's block of W = sum_b DZ_b^T Z_b, reduced over the
+    row blocks in block order."""
+    Wl = head[oW:oW + n * npv].reshape((n, npv))
+    nch = (B + _MM - 1) // _MM
+    part = np.empty((nch if want_head else 0, n, npv))
+    for c in prange(nch):
+        a = c * _MM
+        e = min(B, a + _MM)
+        du = np.ascontiguousarray(DZ[a:e, zl:zl + n])
+        if want_head:
+            part[c] = np.dot(du.T, np.ascontiguousarray(Z[a:e, zp:zp + npv]))
+        DZ[a:e, zp:zp + npv] = np.dot(du, Wl)
+    if want_head:
+        for i in prange(n):
+            for k in range(npv):
+                acc = 0.0
+                for c in range(nch):
+                    acc += part[c, i, k]
+                GH[oW + i * npv + k] = acc
 
 
 @njit(cache=True, fastmath=False)
@@ -164,6 +282,29 @@ def block_backward(DZ, Zb, Ab, Mb, head, layout, act, train, gh, ext1):
         DZ[:, zp:zp + npv] = np.dot(du, Wl)
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def block_pass(c, a, Zb, Ab, Mb, DZ, start, B, BASE, y, sw, head, layout, offh, act, p_hid, key,
+               st, EXT, ext1, loss_id, mode, F, G, LP, GHP):
+    """Block c of a batch (rows a .. a + m - 1, buffers of block_buffers) once the model has
+    filled its input (Zb's z_0 columns, or EXT with ``ext1``) and BASE: block_forward and
+    block_output, then unless mode == DECIDE block_backward (DZ[:, :n_0] = dObj/dz_0, or with
+    ``ext1`` DZ[:, z_1] = dObj/d(W_1 z_0)).  TRAIN: LP[c] = the block's sum of sw l(f, y) and
+    GHP[c] = its dObj/dhead (zeroed first; W_1's block left at zero with ``ext1``); inference
+    modes leave GHP's one row alone (p_hid = 0)."""
+    train = mode == TRAIN
+    gh = GHP[c if train else 0]
+    if train:
+        gh[:] = 0.0
+    block_forward(Zb, Ab, Mb, head, layout, act, p_hid, key, a, st, EXT, ext1)
+    lp = block_output(Zb, DZ, a, start, B, BASE, y, sw, head, layout, offh, loss_id, mode, train,
+                      F, G, gh)
+    if mode == DECIDE:
+        return
+    if train:
+        LP[c] = lp
+    block_backward(DZ, Zb, Ab, Mb, head, layout, act, train, gh, ext1)
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def forward_layers(B, head, layout, offh, bn_mean, bn_var, train, key, p_hid, act, BASE, Z, A,
                    XH, M, MU, VAR, F, ext1):
@@ -216,6 +357,23 @@ def forward_layers(B, head, layout, offh, bn_mean, bn_var, train, key, p_hid, ac
             f += head[offh + k] * Z[b, zL + k]
         F[b] = f
 
+
+
+@njit(cache=True, inline="always")
+def batch_output(F, G, y, sw, start, B, loss_id, mode):
+    """After forward_layers, rows b < B (rows start + b of the epoch block): G[b] = dObj/df_b
+    (TRAIN: sw_b / B dl/df_b; else dl/df_b).  Returns (TRAIN) sum_b sw_b l(f_b, y_b).  Inlined
+    into its caller, as the models' loops were: compiled on its own, LLVM vectorises the squared
+    loss's sum (another summation order) where inside the callers it does not."""
+    loss = 0.0
+    for b in range(B):
+        r = start + b
+        if mode == TRAIN:
+            loss += sw[r] * loss_value(F[b], y[r], loss_id)
+            G[b] = sw[r] / B * loss_deriv(F[b], y[r], loss_id)
+        else:
+            G[b] = loss_deriv(F[b], y[r], loss_id)
+    return loss
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -289,10 +447,8 @@ def bn_update(layout, bn_mean, bn_var, MU, VAR, momentum, B):
         bn_var[c] = (1.0 - momentum) * bn_var[c] + momentum * VAR[c] * unb
 
 
-@njit(cache=True, fastmath=False)
-def affine_maps(head, layout, bn, bn_mean, bn_var, width):
-    """(SC, SH): each hidden unit's inference-mode normalisation and bias as one affine map of
-    W_l z_{l-1}: pre = SC out + SH."""
+@njit(cache=True, inline="always")
+def _affine_maps(head, layout, bn, bn_mean, bn_var, width):
     SC = np.ones(width)
     SH = np.zeros(width)
     for l in range(1, layout.shape[0]):
@@ -305,6 +461,21 @@ def affine_maps(head, layout, bn, bn_mean, bn_var, width):
             else:
                 SH[z] = bias
     return SC, SH
+
+
+@njit(cache=True, fastmath=False)
+def affine_maps(head, layout, bn, bn_mean, bn_var, width):
+    """(SC, SH): each hidden unit's inference-mode normalisation and bias as one affine map of
+    W_l z_{l-1}: pre = SC out + SH (DeepFM's selector)."""
+    return _affine_maps(head, layout, bn, bn_mean, bn_var, width)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def affine_maps_contracted(head, layout, bn, bn_mean, bn_var, width):
+    """affine_maps with the fast-math flags, so that with batch norm SH = SC (b - mean) + beta
+    may be one fused multiply-add (it is on x86 with FMA): NFM's selector has always computed
+    it so, and keeps its results bit for bit."""
+    return _affine_maps(head, layout, bn, bn_mean, bn_var, width)
 
 
 _SEL_BLOCKS = 8  # blocks of candidates per parallel task of a closed-form selector

@@ -1,107 +1,52 @@
 """Neural factorization machine kernels (He & Chua 2017).
 
 Parameters: ``w0`` (1,), the feature table ``T`` = [w | V] (n_features, 1 + d) as in FM, and a
-flat float64 vector ``head`` holding, for each hidden layer l = 1..L, ``W_l`` (n_l, n_{l-1})
-row-major, ``b_l`` (n_l), with batch norm ``gamma_l`` and ``beta_l`` (n_l), and last the output
-weights ``h`` (n_L; n_0 = d).  ``layout`` (L + 1, 6) int64 gives per layer (row 0 = the
-Bi-Interaction layer) its size, its column offset in the activation buffers and the offsets of
-W, b, gamma, beta in ``head`` (-1 when absent).  For one row:
+flat float64 vector ``head``: the MLP tower of skfm._kernels.mlp (its ``layout`` row 0 is the
+Bi-Interaction layer, n_0 = d; per hidden layer l = 1..L ``W_l``, ``b_l`` and with batch norm
+``gamma_l``, ``beta_l``), then the output weights ``h`` (n_L) at ``offh``.  For one row:
 
     BI_f = 0.5 (s_f^2 - q_f),  z_0 = dropout(BI, p_bi)
     z_l = dropout(act(BN(W_l z_{l-1} + b_l)), p_hidden)
     f(x) = w0 + sum_j w_j x_j + h . z_L
 
-Batch norm uses the batch statistics in training and the running averages (``bn_mean``,
-``bn_var``, momentum 0.1, unbiased variance, as torch) at inference.  df/dv_jf = sum_f
-(df/dBI_f) x_j (s_f - v_jf x_j), so the feature phase is FM's with the row factor g_b replaced by
-the vector D[b] = g_b df_b/dBI.  The dense layers are BLAS matrix products over fixed blocks of
-_MM rows (BLAS itself held to one thread by the trainer); the head's gradients are summed within a
-block, then over the blocks in block order, so results do not depend on the number of threads.
-Without batch norm no row depends on another, so training, prediction and saliency
-(fused_batch) run a block's forward pass, loss derivative and backward pass back to back in
-block-local buffers that stay in cache; with batch norm, forward_batch and backward_batch go
-layer by layer over the whole batch.
-Dropout masks are a pure function of (seed, epoch, step, row, layer, unit) through the
-counter-based RNG.
-SMFM's candidate selection (select_partners) never builds the mixed candidates: their
-Bi-Interaction vectors follow from the parents' row sums (row_stats), and their saliency is
-pushed forward through the MLP in tangent mode, which for the first layer costs no product.
+(NFM-0, L = 0: f = w0 + sum_j w_j x_j + h . z_0.)  Batch norm uses the batch statistics in
+training and the running averages (``bn_mean``, ``bn_var``, momentum 0.1, unbiased variance, as
+torch) at inference.  This module computes z_0 and the base w0 + sum_j w_j x_j of each row
+(_bi_row) and hands the rest to mlp: without batch norm a block of rows at a time
+(mlp.block_pass, forward and backward back to back in block-local buffers), with it layer by
+layer over the batch (mlp.forward_layers, mlp.backward_layers).  The backward pass ends at
+D[b] = G[b] df_b/dBI_b = dObj/dz_0 * dropout mask, and df/dv_jf = sum_f (df/dBI_f) x_j (s_f -
+v_jf x_j), so the feature phase is FM's with the row factor g_b replaced by the vector D[b]
+(feature_grad; training runs on skeleton.train_epoch through the hooks registered here for
+NFMSpec).  BI is homogeneous of degree 2 in x, so the saliency (SMFM Eq. 5) is g (sum_j w_j x_j +
+2 (df/dBI) . BI).  Dropout masks are a pure function of (seed, epoch, step, row, layer, unit)
+through the counter-based RNG.  SMFM's candidate selection (select_partners) never builds the
+mixed candidates: their Bi-Interaction vectors follow from the parents' row sums (row_stats),
+and their saliency is pushed forward through the MLP in tangent mode (mlp.tangent_layers), which
+for the first layer costs no product.  Every sum has one owner and a fixed order: results do not
+depend on the number of threads.
 """
-import math
+from collections import namedtuple
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
-from . import FASTMATH
-from .csr import (LANES, batch_capacity, batch_transposed, lane_range, transpose_batch,
-                  transpose_buffers, transposer)
+from . import FASTMATH, skeleton
 from .fm import _row_sums, _table_bits, _table_clear, _table_fill_pos, _table_find
-from .losses import loss_deriv, loss_value, sigmoid
-from .mixup import start_ahead, step_ahead
-from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
-from .rng import stream_key, uniform
+from .mixup import start_ahead
+from .mlp import (_CHUNK, _MM, DECIDE, OFFW, SALIENCY, SIZE, TRAIN, _dropout_scale, _sum_blocks,
+                  _width, affine_maps_contracted, backward_layers, batch_output, block_buffers,
+                  block_pass, bn_update, draw_block, forward_layers, layer_block, pick_best,
+                  selector_buffers, selector_tasks, tangent_layers)
+from .rng import stream_key
 
-IDENTITY = 0
-RELU = 1
-TANH = 2
-LOGISTIC = 3
-
-SIZE = 0
-ZOFF = 1
-OFFW = 2
-OFFB = 3
-OFFG = 4
-OFFBE = 5
-
-BN_EPS = 1e-5
-TRAIN = 0  # fused_batch modes
-DECIDE = 1
-SALIENCY = 2
-_CHUNK = 1024
-_MM = 128  # rows per matrix product of the dense layers
-_SEL_BLOCKS = 8  # blocks of candidates per parallel task in select_partners
-
-
-@njit(cache=True, inline="always")
-def _act(x, act):
-    if act == RELU:
-        return x if x > 0.0 else 0.0
-    if act == TANH:
-        return math.tanh(x)
-    if act == LOGISTIC:
-        return sigmoid(x)
-    return x
-
-
-@njit(cache=True, inline="always")
-def _act_grad(a, act):
-    """Derivative of the activation expressed through its output a."""
-    if act == RELU:
-        return 1.0 if a > 0.0 else 0.0
-    if act == TANH:
-        return 1.0 - a * a
-    if act == LOGISTIC:
-        return a * (1.0 - a)
-    return 1.0
-
-
-@njit(cache=True, inline="always")
-def _dropout_scale(drop, st, p):
-    """Inverted-dropout scale of one unit: 0 with probability p, else 1 / (1 - p) (one draw
-    from the stream ``st``); 1 without dropout."""
-    if not drop:
-        return 1.0
-    return 0.0 if uniform(st) < p else 1.0 / (1.0 - p)
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _act_dropout(pre, act, drop, st, p, A, M, Z, b, c):
-    """Unit c of row b after its pre-activation: A = act(pre), M = dropout scale, Z = A M."""
-    v = _act(pre, act)
-    m = _dropout_scale(drop, st, p)
-    A[b, c] = v
-    M[b, c] = m
-    Z[b, c] = v * m
+#: the model's arrays and options, the ``spec`` of the skeleton's hooks; ``train``: batch norm
+#: uses batch statistics (else the running ones); ``p_bi`` / ``p_hid``: dropout on BI / on the
+#: hidden layers
+NFMSpec = namedtuple("NFMSpec", "layout offh bn bn_mean bn_var momentum seed epoch act p_bi "
+                                "p_hid train")
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -121,56 +66,84 @@ def _bi_row(indices, data, a, e, T, s, q, drop, st, key, b, p, S, sb, A, M, Z, z
     return lin
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B):
-    """XH[b, zl:zl + n] = W Z[b, zp:zp + npv] + bias for rows b < B: one BLAS matrix product per
-    block of _MM rows (blocks fixed by B alone, so results do not depend on the thread count)."""
-    Wl = head[oW:oW + n * npv].reshape((n, npv))
-    for c in prange((B + _MM - 1) // _MM):
-        a = c * _MM
-        e = min(B, a + _MM)
-        out = np.dot(np.ascontiguousarray(Z[a:e, zp:zp + npv]), Wl.T)
-        for b in range(e - a):
-            for i in range(n):
-                XH[a + b, zl + i] = out[b, i] + head[ob + i]
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _bi_grads(DZ, M, i0, i1, a, D):
+    """After the tower's backward pass, rows i of the layer buffers (i0 <= i < i1) = rows a + i
+    of the batch: D = DZ[:, z_0] * M[:, z_0] = G df/dBI."""
+    for i in range(i0, i1):
+        for k in range(D.shape[1]):
+            D[a + i, k] = DZ[i, k] * M[i, k]
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B):
-    """Given DZ[:, zl:zl + n] = dObj/d(pre-activation) of a dense layer: DZ[:, zp:zp + npv] =
-    dObj/d(its input) and, with ``want_head``, GH's block of W = sum_b DZ_b^T Z_b, reduced over the
-    row blocks in block order."""
-    Wl = head[oW:oW + n * npv].reshape((n, npv))
-    nch = (B + _MM - 1) // _MM
-    part = np.empty((nch if want_head else 0, n, npv))
-    for c in prange(nch):
-        a = c * _MM
-        e = min(B, a + _MM)
-        du = np.ascontiguousarray(DZ[a:e, zl:zl + n])
-        if want_head:
-            part[c] = np.dot(du.T, np.ascontiguousarray(Z[a:e, zp:zp + npv]))
-        DZ[a:e, zp:zp + npv] = np.dot(du, Wl)
-    if want_head:
-        for i in prange(n):
-            for k in range(npv):
-                acc = 0.0
-                for c in range(nch):
-                    acc += part[c, i, k]
-                GH[oW + i * npv + k] = acc
+@intrinsic
+def _fma(typingctx, x, y, z):
+    """x y + z rounded once (llvm.fma.f64), whatever the fast-math flags of the caller."""
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f64], ir.FunctionType(f64, [f64] * 3))
+        return builder.call(fn, args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn_mean, bn_var,
-                  train, key, p_bi, p_hid, act, LIN, S, Z, A, XH, M, MU, VAR, F):
-    """The model with batch norm (without it, see fused_batch), layer by layer over the batch,
-    rows [start, start + B): F[b] = f(x_b).  Keeps what the backward pass needs: S (row sums),
-    A (BI, then each layer's activation before dropout), M (dropout scale), Z (layer outputs),
-    XH (normalised pre-activations), MU/VAR (BN statistics used).  ``train`` enables dropout and
-    BN batch statistics."""
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _saliency(A, i0, i1, a, LIN, G, D, F, fused):
+    """After _bi_grads: F[a + i] = G (sum_j w_j x_j) + 2 (df/dBI) . BI (A[:, z_0] = BI), with G
+    LIN rounded on its own, or with ``fused`` in one fused multiply-add with the rest: the block
+    path and the batch-norm path have always rounded it so (LLVM contracted the same expression
+    differently in their kernels), and keep their results bit for bit."""
+    for i in range(i0, i1):
+        acc = 0.0
+        for k in range(D.shape[1]):
+            acc += D[a + i, k] * A[i, k]
+        if fused:
+            F[a + i] = _fma(G[a + i], LIN[a + i], 2.0 * acc)
+        else:
+            F[a + i] = _fma(2.0, acc, G[a + i] * LIN[a + i])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
+           p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP):
+    """Block c (rows c _MM .. min(B, (c + 1) _MM) - 1 of the batch) of fused_batch."""
     d = T.shape[1] - 1
-    L = layout.shape[0] - 1
+    a, m, Zb, Ab, Mb, DZ = block_buffers(c, B, layout)
+    BASE = np.empty(m)
+    st = np.zeros(1, np.uint64)
+    s = np.empty(d)
+    q = np.empty(d)
+    for i in range(m):
+        r = start + a + i
+        LIN[a + i] = _bi_row(indices, data, indptr[r], indptr[r + 1], T, s, q, p_bi > 0.0, st,
+                             key, a + i, p_bi, S, a + i, Ab, Mb, Zb, i)
+        BASE[i] = w0[0] + LIN[a + i]
+    block_pass(c, a, Zb, Ab, Mb, DZ, start, B, BASE, y, sw, head, layout, offh, act, p_hid, key,
+               st, Zb, np.bool_(False), loss_id, mode, F, G, LP, GHP)
+    if mode == DECIDE:
+        return
+    _bi_grads(DZ, Mb, 0, m, a, D)
+    if mode == SALIENCY:
+        _saliency(Ab, 0, m, a, LIN, G, D, F, False)
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
+                p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP):
+    """Without batch norm, rows [start, start + B) in fixed blocks of _MM rows (a row depends
+    on no other).  TRAIN: dropout (stream (key, row, layer); row = position in the batch),
+    F = f, G = sw / B dl/df, D = G df/dBI, S (row sums), LIN, LP[c] / GHP[c] = block c's loss sum
+    / dObj/dhead (the caller sums the blocks in block order).  DECIDE: F = f.  SALIENCY: F =
+    S(x, y) (G = dl/df).  The inference modes take p_bi = p_hid = 0."""
+    for c in prange((B + _MM - 1) // _MM):
+        _block(np.int64(c), indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh,
+               key, p_bi, p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _bi_rows(indptr, indices, data, start, B, w0, T, train, key, p_bi, LIN, S, BASE, Z, A, M):
+    """The batch-norm path's rows [start, start + B): _bi_row into the batch-wide buffers' z_0
+    columns (dropout only with ``train``) and BASE = w0 + sum_j w_j x_j."""
+    d = T.shape[1] - 1
     drop_bi = train and p_bi > 0.0
-    drop_h = train and p_hid > 0.0
     for c in prange((B + _MM - 1) // _MM):
         st = np.zeros(1, np.uint64)
         s = np.empty(d)
@@ -179,277 +152,69 @@ def forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn
             r = start + b
             LIN[b] = _bi_row(indices, data, indptr[r], indptr[r + 1], T, s, q, drop_bi, st, key,
                              b, p_bi, S, b, A, M, Z, b)
-    for l in range(1, L + 1):
-        n = layout[l, SIZE]
-        zl = layout[l, ZOFF]
-        npv = layout[l - 1, SIZE]
-        zp = layout[l - 1, ZOFF]
-        oW = layout[l, OFFW]
-        ob = layout[l, OFFB]
-        og = layout[l, OFFG]
-        obe = layout[l, OFFBE]
-        _dense_forward(Z, zp, npv, XH, zl, n, head, oW, ob, B)
-        if train:
-            for i in prange(n):
-                mu = 0.0
-                for b in range(B):
-                    mu += XH[b, zl + i]
-                mu /= B
-                var = 0.0
-                for b in range(B):
-                    dv = XH[b, zl + i] - mu
-                    var += dv * dv
-                MU[zl + i] = mu
-                VAR[zl + i] = var / B
-        else:
-            for i in range(n):
-                MU[zl + i] = bn_mean[zl + i]
-                VAR[zl + i] = bn_var[zl + i]
-        for c in prange((B + _MM - 1) // _MM):
-            st = np.zeros(1, np.uint64)
-            for b in range(c * _MM, min(B, (c + 1) * _MM)):
-                if drop_h:
-                    st[0] = stream_key(key, b, l)
-                for i in range(n):
-                    xh = (XH[b, zl + i] - MU[zl + i]) / math.sqrt(VAR[zl + i] + BN_EPS)
-                    XH[b, zl + i] = xh
-                    pre = head[og + i] * xh + head[obe + i]
-                    _act_dropout(pre, act, drop_h, st, p_hid, A, M, Z, b, zl + i)
-    zL = layout[L, ZOFF]
-    nL = layout[L, SIZE]
-    for b in prange(B):
-        f = w0[0] + LIN[b]
-        for k in range(nL):
-            f += head[offh + k] * Z[b, zL + k]
-        F[b] = f
+            BASE[b] = w0[0] + LIN[b]
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def backward_batch(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
-                   want_head):
-    """Backward pass of forward_batch (batch norm).  Given G[b] = dObj/df_b and the forward
-    buffers: D[b] = G[b] df_b/dBI_b (B, d) and, with ``want_head``, GH = dObj/dhead (every entry
-    written).  BN in training couples the rows of a layer through the batch statistics
-    (standard BN backward)."""
-    d = layout[0, SIZE]
-    L = layout.shape[0] - 1
-    zL = layout[L, ZOFF]
-    nL = layout[L, SIZE]
-    for b in prange(B):
-        for k in range(nL):
-            DZ[b, zL + k] = G[b] * head[offh + k]
-    if want_head:
-        for k in prange(nL):
-            acc = 0.0
-            for b in range(B):
-                acc += G[b] * Z[b, zL + k]
-            GH[offh + k] = acc
-    for l in range(L, 0, -1):
-        n = layout[l, SIZE]
-        zl = layout[l, ZOFF]
-        npv = layout[l - 1, SIZE]
-        zp = layout[l - 1, ZOFF]
-        oW = layout[l, OFFW]
-        ob = layout[l, OFFB]
-        og = layout[l, OFFG]
-        obe = layout[l, OFFBE]
-        for b in prange(B):
-            if act == RELU:  # branch-free
-                for i in range(n):
-                    g = DZ[b, zl + i] * M[b, zl + i]
-                    DZ[b, zl + i] = g if A[b, zl + i] > 0.0 else 0.0
-            else:
-                for i in range(n):
-                    DZ[b, zl + i] = DZ[b, zl + i] * M[b, zl + i] * _act_grad(A[b, zl + i], act)
-        for i in prange(n):
-            sg = 0.0
-            sb = 0.0
-            for b in range(B):
-                dp = DZ[b, zl + i]
-                sb += dp
-                sg += dp * XH[b, zl + i]
-            if want_head:
-                GH[og + i] = sg
-                GH[obe + i] = sb
-            c = head[og + i] / math.sqrt(VAR[zl + i] + BN_EPS)
-            if train:
-                mb = sb / B
-                mg = sg / B
-                for b in range(B):
-                    DZ[b, zl + i] = c * (DZ[b, zl + i] - mb - XH[b, zl + i] * mg)
-            else:
-                for b in range(B):
-                    DZ[b, zl + i] = c * DZ[b, zl + i]
-        if want_head:
-            for i in prange(n):
-                gb = 0.0
-                for b in range(B):
-                    gb += DZ[b, zl + i]
-                GH[ob + i] = gb
-        _dense_backward(DZ, Z, zl, n, zp, npv, head, oW, GH, want_head, B)
-    for b in prange(B):
-        for k in range(d):
-            D[b, k] = DZ[b, k] * M[b, k]
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _fused_block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
-                 p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP):
-    """Block c (rows c _MM .. min(B, (c + 1) _MM) - 1 of the batch) of fused_batch, which calls
-    it from its parallel loop."""
-    d = T.shape[1] - 1
-    L = layout.shape[0] - 1
-    W = _width(layout)
-    zL = layout[L, ZOFF]
-    nL = layout[L, SIZE]
-    train = mode == TRAIN
-    drop_bi = p_bi > 0.0
-    drop_h = p_hid > 0.0
-    a = c * _MM
-    m = min(B, a + _MM) - a
-    Zb = np.empty((m, W))
-    Ab = np.empty((m, W))
-    Mb = np.empty((m, W))
-    DZ = np.empty((m, W))
-    st = np.zeros(1, np.uint64)
-    s = np.empty(d)
-    q = np.empty(d)
-    gh = GHP[c if train else 0]  # inference: GHP has one row, left alone
-    if train:
-        gh[:] = 0.0
-    for i in range(m):
-        r = start + a + i
-        LIN[a + i] = _bi_row(indices, data, indptr[r], indptr[r + 1], T, s, q, drop_bi, st, key,
-                             a + i, p_bi, S, a + i, Ab, Mb, Zb, i)
-    for l in range(1, L + 1):
-        n = layout[l, SIZE]
-        zl = layout[l, ZOFF]
-        npv = layout[l - 1, SIZE]
-        zp = layout[l - 1, ZOFF]
-        ob = layout[l, OFFB]
-        Wl = head[layout[l, OFFW]:layout[l, OFFW] + n * npv].reshape((n, npv))
-        out = np.dot(np.ascontiguousarray(Zb[:, zp:zp + npv]), Wl.T)
-        # views (bl[u], ai[u]), not head[ob + u] or Ab[i, zl + u]: a runtime offset inside an
-        # index keeps LLVM from vectorising the loop (measured 10x slower in AFM's pair loop)
-        bl = head[ob:ob + n]
-        if act == RELU and not drop_h:  # branch-free: the sign of pre is unpredictable
-            for i in range(m):
-                ai = Ab[i, zl:zl + n]
-                mi = Mb[i, zl:zl + n]
-                zi = Zb[i, zl:zl + n]
-                for u in range(n):
-                    pre = out[i, u] + bl[u]
-                    v = pre if pre > 0.0 else 0.0
-                    ai[u] = v
-                    mi[u] = 1.0
-                    zi[u] = v
-            continue
-        for i in range(m):
-            if drop_h:
-                st[0] = stream_key(key, a + i, l)
-            for u in range(n):
-                _act_dropout(out[i, u] + bl[u], act, drop_h, st, p_hid, Ab, Mb, Zb, i, zl + u)
-    lp = 0.0
-    hv = head[offh:offh + nL]
-    ghv = gh[offh:offh + nL]
-    for i in range(m):
-        r = start + a + i
-        f = w0[0] + LIN[a + i]
-        zi = Zb[i, zL:zL + nL]
-        for k in range(nL):
-            f += hv[k] * zi[k]
-        F[a + i] = f
-        if mode == DECIDE:
-            continue
-        if train:
-            lp += sw[r] * loss_value(f, y[r], loss_id)
-            g = sw[r] / B * loss_deriv(f, y[r], loss_id)
-        else:
-            g = loss_deriv(f, y[r], loss_id)
-        G[a + i] = g
-        dzi = DZ[i, zL:zL + nL]
-        for k in range(nL):
-            dzi[k] = g * hv[k]
-        if train:
-            for k in range(nL):
-                ghv[k] += g * zi[k]
-    if mode == DECIDE:
-        return
-    if train:
-        LP[c] = lp
-    for l in range(L, 0, -1):
-        n = layout[l, SIZE]
-        zl = layout[l, ZOFF]
-        npv = layout[l - 1, SIZE]
-        zp = layout[l - 1, ZOFF]
-        oW = layout[l, OFFW]
-        ob = layout[l, OFFB]
-        Wl = head[oW:oW + n * npv].reshape((n, npv))
-        for i in range(m):
-            dzi = DZ[i, zl:zl + n]
-            mi = Mb[i, zl:zl + n]
-            ai = Ab[i, zl:zl + n]
-            if act == RELU:  # branch-free
-                for u in range(n):
-                    g = dzi[u] * mi[u]
-                    dzi[u] = g if ai[u] > 0.0 else 0.0
-            else:
-                for u in range(n):
-                    dzi[u] *= mi[u] * _act_grad(ai[u], act)
-        du = np.ascontiguousarray(DZ[:, zl:zl + n])
-        if train:
-            gb = gh[ob:ob + n]
-            for i in range(m):
-                for u in range(n):
-                    gb[u] += du[i, u]
-            gW = np.dot(du.T, np.ascontiguousarray(Zb[:, zp:zp + npv]))
-            for u in range(n):
-                gWu = gh[oW + u * npv:oW + (u + 1) * npv]
-                for k in range(npv):
-                    gWu[k] += gW[u, k]
-        DZ[:, zp:zp + npv] = np.dot(du, Wl)
-    for i in range(m):
-        for k in range(d):
-            D[a + i, k] = DZ[i, k] * Mb[i, k]
-    if mode == SALIENCY:
-        for i in range(m):
-            acc = 0.0
-            for k in range(d):
-                acc += D[a + i, k] * Ab[i, k]
-            F[a + i] = G[a + i] * LIN[a + i] + 2.0 * acc
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
-                p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP):
-    """The model without batch norm on rows [start, start + B), in fixed blocks of _MM rows: a
-    block's forward pass, loss derivative and backward pass run back to back in block-local
-    buffers that stay in cache (without batch norm a row depends on no other row).
-
-    mode TRAIN: dropout (stream (key, row, layer); row = position in the batch), F[b] = f_b,
-    G[b] = sw_b / B dl/df_b, D[b] = G[b] df_b/dBI_b, S (row sums), LIN, LP[c] = the block's sum
-    of sw_b l(f_b, y_b) and GHP[c] = the block's part of dObj/dhead (the caller sums the blocks in
-    block order, so results do not depend on the thread count).
-    mode DECIDE: F[b] = f_b only.  mode SALIENCY: F[b] = S(x_b, y_b) = g_b (sum_j w_j x_j +
-    2 (df/dBI) . BI) with g_b = dl/df_b (BI is homogeneous of degree 2 in x).  No dropout in
-    these two modes (callers pass p_bi = p_hid = 0); ``sw``, LP and GHP are not used."""
+def _bi_grads_rows(B, DZ, M, D):
+    """_bi_grads over rows b < B of the batch-wide buffers, a task per block of _MM rows."""
     for c in prange((B + _MM - 1) // _MM):
-        _fused_block(np.int64(c), indptr, indices, data, y, sw, start, B, w0, T, head, layout,
-                     offh, key, p_bi, p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
+        _bi_grads(DZ, M, c * _MM, min(B, (c + 1) * _MM), 0, D)
 
 
 @njit(cache=True, fastmath=False)
-def _sum_blocks(GHP, nch, GH):
-    """GH = sum of the first nch rows of GHP, in block order."""
-    for j in range(GH.shape[0]):
-        acc = 0.0
+def workspace_for(B, T, head, layout, bn):
+    """Buffers for batches of at most B rows: (LIN, S, F, G, D, LP, GHP, BASE, Z, A, XH, M, DZ,
+    MU, VAR), the batch-wide layer buffers (B, width) only with batch norm."""
+    d = T.shape[1] - 1
+    W = _width(layout)
+    nch = (B + _MM - 1) // _MM
+    Bbn = B if bn else 0
+    return (np.empty(B), np.empty((B, d)), np.empty(B), np.empty(B), np.empty((B, d)),
+            np.empty(nch), np.empty((0 if bn else max(nch, 1), head.shape[0])), np.empty(Bbn),
+            np.empty((Bbn, W)), np.empty((Bbn, W)), np.empty((Bbn, W)), np.empty((Bbn, W)),
+            np.empty((Bbn, W)), np.zeros(W), np.ones(W))
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def run_batch(ws, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, bn, bn_mean,
+              bn_var, train, key, p_bi, p_hid, act, loss_id, mode, GH):
+    """Rows [start, start + B) in ``mode``: TRAIN fills ws and GH = dObj/dhead and returns
+    (sum_b sw_b l(f_b, y_b), dObj/dw0) (``train``: BN batch statistics); DECIDE / SALIENCY leave
+    f / S(x, y) in ws's F (inference mode: train False, no dropout)."""
+    LIN, S, F, G, D, LP, GHP, BASE, Z, A, XH, M, DZ, MU, VAR = ws
+    if not bn:
+        fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_bi,
+                    p_hid, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
+        if mode != TRAIN:
+            return 0.0, 0.0
+        nch = (B + _MM - 1) // _MM
+        loss = 0.0
         for c in range(nch):
-            acc += GHP[c, j]
-        GH[j] = acc
+            loss += LP[c]
+        _sum_blocks(GHP, nch, GH)
+    else:
+        _bi_rows(indptr, indices, data, start, B, w0, T, train, key, p_bi, LIN, S, BASE, Z, A, M)
+        forward_layers(B, head, layout, offh, bn_mean, bn_var, train, key, p_hid, act, BASE, Z,
+                       A, XH, M, MU, VAR, F, np.bool_(False))
+        if mode == DECIDE:
+            return 0.0, 0.0
+        loss = batch_output(F, G, y, sw, start, B, loss_id, mode)
+        backward_layers(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, GH,
+                        mode == TRAIN, np.bool_(False))
+        _bi_grads_rows(B, DZ, M, D)
+        if mode != TRAIN:
+            if mode == SALIENCY:
+                _saliency(A, 0, B, 0, LIN, G, D, F, True)
+            return 0.0, 0.0
+    g0 = 0.0
+    for b in range(B):
+        g0 += G[b]
+    return loss, g0
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
+def feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
     """GT[u] = d(batch objective)/d T[j] for j = uniq[u]: d/dw_j = sum_b g_b x_bj,
     d/dv_jf = sum_b D_bf x_bj (s_bf - v_jf x_bj), summed in row order, plus alpha T[j]."""
     d = T.shape[1] - 1
@@ -469,143 +234,51 @@ def _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
             GT[u, k + 1] += alpha * T[j, k + 1]
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT):
-    for lane in prange(LANES):
-        for u in range(*lane_range(lane, nu, ptr)):
-            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT, stT, solver, coef,
-                     bad):
-    for lane in prange(LANES):
-        for u in range(*lane_range(lane, nu, ptr)):
-            _feature_grad(u, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
-            ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
-            bad[u] = 0 if ok else 1
-
-
-@njit(cache=True, fastmath=False)
-def _width(layout):
-    L = layout.shape[0] - 1
-    return layout[L, ZOFF] + layout[L, SIZE]
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def batch_gradient(indptr, indices, data, y, sw, w0, T, head, layout, offh, bn, bn_mean, bn_var,
-                   train, act, loss_id, alpha, slot):
-    """Gradient of the objective (1/B) sum_b sw_b l(f_b, y_b) + (alpha/2) sum_{j in batch}
-    ||T_j||^2 over all rows of the CSR matrix as one batch, without dropout (``train`` selects BN
-    batch statistics).  Returns (objective, d/dw0, unique features, their gradient rows,
-    d/dhead)."""
-    B = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    W = _width(layout)
-    LIN = np.empty(B)
-    S = np.empty((B, d))
-    Z = np.empty((B, W))
-    A = np.empty((B, W))
-    XH = np.empty((B, W))
-    M = np.empty((B, W))
-    DZ = np.empty((B, W))
-    MU = np.zeros(W)
-    VAR = np.ones(W)
-    F = np.empty(B)
-    G = np.empty(B)
-    D = np.empty((B, d))
-    GH = np.zeros(head.shape[0])
-    zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
-    obj = 0.0
-    g0 = 0.0
-    if bn:
-        forward_batch(indptr, indices, data, zero, B, w0, T, head, layout, offh, bn_mean,
-                      bn_var, train, np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M, MU, VAR,
-                      F)
-        for b in range(B):
-            obj += sw[b] * loss_value(F[b], y[b], loss_id)
-            G[b] = sw[b] / B * loss_deriv(F[b], y[b], loss_id)
-        backward_batch(B, head, layout, offh, train, act, G, Z, A, XH, M, VAR, DZ, D, GH,
-                       np.bool_(True))
-    else:
-        nch = (B + _MM - 1) // _MM
-        LP = np.empty(nch)
-        GHP = np.empty((nch, head.shape[0]))
-        fused_batch(indptr, indices, data, y, sw, zero, B, w0, T, head, layout, offh,
-                    np.uint64(0), 0.0, 0.0, act, loss_id, np.int64(TRAIN), S, LIN, F, G, D, LP,
-                    GHP)
-        for c in range(nch):
-            obj += LP[c]
-        _sum_blocks(GHP, nch, GH)
-    for b in range(B):
-        g0 += G[b]
-    obj /= B
-    cap = indices.shape[0]
-    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
-    occ_x = np.empty(cap, T.dtype)
-    nu = transpose_batch(indptr, indices, data, zero, B, slot, uniq, cnt, ptr, occ_b, occ_x)
-    GT = np.empty((nu, d + 1), T.dtype)
-    feature_grads(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT)
-    reg = 0.0
-    for u in range(nu):
-        for k in range(d + 1):
-            reg += T[uniq[u], k] * T[uniq[u], k]
-    return obj + 0.5 * alpha * reg, g0, uniq[:nu].copy(), GT, GH
-
-
 @njit(cache=True, fastmath=FASTMATH)
 def predict_rows(indptr, indices, data, y, w0, T, head, layout, offh, bn, bn_mean, bn_var, act,
                  loss_id, saliency, out):
-    """Inference mode (no dropout, BN running statistics), in chunks of rows: out[r] = f(x_r),
-    or with ``saliency`` S(x_r, y_r) = g (sum_j w_j x_j + 2 (df/dBI) . BI) (BI is homogeneous of
-    degree 2 in x)."""
+    """Inference mode (no dropout, BN running statistics), in chunks of _CHUNK rows: out[r] =
+    f(x_r), or with ``saliency`` S(x_r, y_r)."""
     n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    W = _width(layout)
-    C = min(n, _CHUNK)
-    Cbn = C if bn else 0
-    LIN = np.empty(C)
-    S = np.empty((C, d))
-    Z = np.empty((Cbn, W))
-    A = np.empty((Cbn, W))
-    XH = np.empty((Cbn, W))
-    M = np.empty((Cbn, W))
-    DZ = np.empty((Cbn, W))
-    MU = np.zeros(W)
-    VAR = np.ones(W)
-    F = np.empty(C)
-    G = np.empty(C)
-    D = np.empty((C, d))
-    GH = np.empty(0)
-    LP = np.empty(0)
-    GHP = np.empty((1, head.shape[0]))
-    mode = SALIENCY if saliency else DECIDE
+    ws = workspace_for(min(n, _CHUNK), T, head, layout, bn)
+    mode = np.int64(SALIENCY if saliency else DECIDE)
+    F = ws[2]
+    GH = np.empty(0)  # inference: no head gradient
     for start in range(0, n, _CHUNK):
         B = min(_CHUNK, n - start)
-        if not bn:
-            fused_batch(indptr, indices, data, y, y, start, B, w0, T, head, layout, offh,
-                        np.uint64(0), 0.0, 0.0, act, loss_id, mode, S, LIN, F, G, D, LP, GHP)
-            for b in range(B):
-                out[start + b] = F[b]
-            continue
-        forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh, bn_mean,
-                      bn_var, np.bool_(False), np.uint64(0), 0.0, 0.0, act, LIN, S, Z, A, XH, M,
-                      MU, VAR, F)
-        if not saliency:
-            for b in range(B):
-                out[start + b] = F[b]
-            continue
-        for b in range(B):
-            G[b] = loss_deriv(F[b], y[start + b], loss_id)
-        backward_batch(B, head, layout, offh, np.bool_(False), act, G, Z, A, XH, M, VAR, DZ,
-                       D, GH, np.bool_(False))
-        for b in range(B):
-            acc = 0.0
-            for k in range(d):
-                acc += D[b, k] * A[b, k]
-            out[start + b] = G[b] * LIN[b] + 2.0 * acc
+        run_batch(ws, indptr, indices, data, y, y, start, B, w0, T, head, layout, offh, bn,
+                  bn_mean, bn_var, np.bool_(False), np.uint64(0), 0.0, 0.0, act, loss_id, mode,
+                  GH)
+        out[start:start + B] = F[:B]
 
 
+# ------------------------------------------------------------------------- skeleton hooks
+def _workspace(spec, indptr, batch_size, T, H):
+    return workspace_for(min(batch_size, indptr.shape[0] - 1), T, H, spec.layout, spec.bn)
+
+
+def _forward_backward(spec, ws, indptr, indices, data, y, sw, start, B, w0, T, H, loss_id, step,
+                      GH):
+    return run_batch(ws, indptr, indices, data, y, sw, start, B, w0, T, H, spec.layout,
+                     spec.offh, spec.bn, spec.bn_mean, spec.bn_var, spec.train,
+                     stream_key(spec.seed, spec.epoch, step), spec.p_bi, spec.p_hid, spec.act,
+                     loss_id, np.int64(TRAIN), GH)
+
+
+def _feature_grad(spec, ws, u, uniq, ptr, occ_b, occ_x, T, alpha, GT):
+    feature_grad(u, uniq, ptr, occ_b, occ_x, T, ws[1], ws[3], ws[4], alpha, GT)
+
+
+def _after_step(spec, ws, B):
+    if spec.bn:
+        bn_update(spec.layout, spec.bn_mean, spec.bn_var, ws[13], ws[14], spec.momentum, B)
+
+
+skeleton.register(NFMSpec, workspace=_workspace, forward_backward=_forward_backward,
+                  feature_grad=_feature_grad, after_step=_after_step)
+
+
+# ---------------------------------------------------------------------- saliency-guided mixup
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def row_stats(indptr, indices, data, T):
     """R (n, 2 d + 1), of T's dtype, for select_partners: per row r, R[r, :d] = s (sum_j v_j
@@ -626,130 +299,69 @@ def row_stats(indptr, indices, data, T):
     return R
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _mixed_bi(zj, R, r1, r2, lam, indptr, indices, data, T, keys, pos, bits):
+    """zj = BI(lam x_r1 + mu x_r2), mu = 1 - lam, from the rows' R (row_stats) and the features
+    both rows hold (the table of r1's features: _table_fill_pos)."""
+    d = zj.shape[0]
+    mu = 1.0 - lam
+    l2 = lam * lam
+    m2 = mu * mu
+    lm = lam * mu
+    s1 = R[r1, :d]  # views (see mlp.block_forward)
+    s2 = R[r2, :d]
+    b1 = R[r1, d:2 * d]
+    b2 = R[r2, d:2 * d]
+    for f in range(d):
+        zj[f] = l2 * b1[f] + m2 * b2[f] + lm * s1[f] * s2[f]
+    for t in range(indptr[r2], indptr[r2 + 1]):
+        h = _table_find(indices[t], keys, bits)
+        if h >= 0:
+            cx = lm * data[pos[h]] * data[t]
+            jf = indices[t]
+            for f in range(d):
+                zj[f] -= cx * T[jf, f + 1] * T[jf, f + 1]
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def _select_blocks(task, indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, head,
-                   layout, offh, act, loss_id, R, SC, SH, bits, partners, lams):
-    """Blocks task _SEL_BLOCKS .. (task + 1) _SEL_BLOCKS - 1 of select_partners, which calls it
-    from its parallel loop."""
-    m = parents.shape[0]
-    n = indptr.shape[0] - 1
+def _select_task(task, indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, head,
+                 layout, offh, act, loss_id, R, SC, SH, bits, partners, lams):
+    """Task ``task`` of select_partners (see mlp.selector_buffers)."""
     d = T.shape[1] - 1
     L = layout.shape[0] - 1
-    W = _width(layout)
-    zL = layout[L, ZOFF]
-    nL = layout[L, SIZE]
-    per = max(1, _MM // p)
-    nblk = (m + per - 1) // per
-    mb = per * p
-    Z = np.empty((mb, W))  # layer outputs (BI first) ...
-    DZ = np.empty((mb, W))  # ... and their tangents along x~
-    LIN = np.empty(mb)
-    YM = np.empty(mb)
-    PR = np.empty(mb, np.int64)
-    LM = np.empty(mb)
-    st = np.zeros(1, np.uint64)
-    keys = np.full(1 << bits, -1, np.int64)
-    pos = np.empty(1 << bits, np.int64)
-    RP = np.empty((3, p), np.int64)  # candidates drawn ahead (mixup.start_ahead)
-    RL = np.empty((3, p))
-    first = task * _SEL_BLOCKS * per
-    last = min(m, (task + 1) * _SEL_BLOCKS * per)
-    start_ahead(first, last, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr, indices,
-                data)
-    for c in range(task * _SEL_BLOCKS, min(nblk, (task + 1) * _SEL_BLOCKS)):
-        i0 = c * per
-        i1 = min(m, i0 + per)
+    per, mb, first, last, PR, LM, YM, st, keys, pos, RP, RL = selector_buffers(
+        task, parents.shape[0], p, bits)
+    ZZ = np.zeros(2 * mb * _width(layout))  # layer outputs and tangents along x~, float64
+    Z0 = layer_block(ZZ, mb, 0, layout)  # the candidates' BI, and (NFM-0) their tangents
+    BV = np.empty(mb)  # w0 + lin and its tangent lin
+    BT = np.empty(mb)
+    start_ahead(first, last, seed, epoch, p, indptr.shape[0] - 1, a, b, st, RP, RL, R, parents,
+                indptr, indices, data)
+    for i0 in range(first, last, per):
+        i1 = min(last, i0 + per)
         mc = (i1 - i0) * p
+        draw_block(i0, i1, last, seed, epoch, p, indptr.shape[0] - 1, a, b, st, RP, RL, R,
+                   parents, indptr, indices, data, y, PR, LM, YM)
         for i in range(i0, i1):
-            step_ahead(i, last, seed, epoch, p, n, a, b, st, RP, RL, R, parents, indptr,
-                       indices, data)
             r1 = parents[i]
-            a1 = indptr[r1]
-            e1 = indptr[r1 + 1]
-            _table_fill_pos(indices, a1, e1, keys, pos, bits)
-            for k in range(p):
-                r2 = RP[i % 3, k]
-                lam = RL[i % 3, k]
-                mu = 1.0 - lam
-                j = (i - i0) * p + k
-                PR[j] = r2
-                LM[j] = lam
-                LIN[j] = lam * R[r1, 2 * d] + mu * R[r2, 2 * d]
-                YM[j] = lam * y[r1] + mu * y[r2]
-                l2 = lam * lam
-                m2 = mu * mu
-                lm = lam * mu
-                zj = Z[j, :d]
-                s1 = R[r1, :d]  # views (see _fused_block)
-                s2 = R[r2, :d]
-                b1 = R[r1, d:2 * d]
-                b2 = R[r2, d:2 * d]
-                for f in range(d):
-                    zj[f] = l2 * b1[f] + m2 * b2[f] + lm * s1[f] * s2[f]
-                for t in range(indptr[r2], indptr[r2 + 1]):
-                    h = _table_find(indices[t], keys, bits)
-                    if h >= 0:
-                        cx = lm * data[pos[h]] * data[t]
-                        jf = indices[t]
-                        for f in range(d):
-                            Z[j, f] -= cx * T[jf, f + 1] * T[jf, f + 1]
-            _table_clear(indices, a1, e1, keys, bits)
-        for l in range(1, L + 1):
-            nl = layout[l, SIZE]
-            zl = layout[l, ZOFF]
-            npv = layout[l - 1, SIZE]
-            zp = layout[l - 1, ZOFF]
-            oW = layout[l, OFFW]
-            Wl = head[oW:oW + nl * npv].reshape((nl, npv))
-            out = np.dot(np.ascontiguousarray(Z[:mc, zp:zp + npv]), Wl.T)
-            if l == 1:  # tangent of BI is 2 BI: W_1 (2 BI) = 2 out
-                dout = out
-                tw = 2.0
-            else:
-                dout = np.dot(np.ascontiguousarray(DZ[:mc, zp:zp + npv]), Wl.T)
-                tw = 1.0
-            scl = SC[zl:zl + nl]  # views (see _fused_block)
-            shl = SH[zl:zl + nl]
+            _table_fill_pos(indices, indptr[r1], indptr[r1 + 1], keys, pos, bits)
+            for j in range((i - i0) * p, (i - i0 + 1) * p):
+                lin = LM[j] * R[r1, 2 * d] + (1.0 - LM[j]) * R[PR[j], 2 * d]
+                BV[j] = w0[0] + lin
+                BT[j] = lin
+                _mixed_bi(Z0[j], R, r1, PR[j], LM[j], indptr, indices, data, T, keys, pos, bits)
+            _table_clear(indices, indptr[r1], indptr[r1 + 1], keys, bits)
+        if L == 0:  # NFM-0: h acts on BI itself, whose tangent is 2 BI
             for j in range(mc):
-                zj = Z[j, zl:zl + nl]
-                dzj = DZ[j, zl:zl + nl]
-                if act == RELU:  # branch-free: the sign of pre is unpredictable
-                    for u in range(nl):
-                        pre = scl[u] * out[j, u] + shl[u]
-                        up = pre > 0.0
-                        zj[u] = pre if up else 0.0
-                        tan = (tw * scl[u]) * dout[j, u]
-                        dzj[u] = tan if up else 0.0
-                else:
-                    for u in range(nl):
-                        pre = scl[u] * out[j, u] + shl[u]
-                        v = _act(pre, act)
-                        zj[u] = v
-                        dzj[u] = _act_grad(v, act) * (tw * scl[u]) * dout[j, u]
-        for i in range(i0, i1):
-            best = -np.inf
-            kb = -1
-            for k in range(p):
-                j = (i - i0) * p + k
-                f = w0[0] + LIN[j]
-                df = LIN[j]
-                hv = head[offh:offh + nL]
-                if L == 0:  # NFM-0: h acts on BI itself, whose tangent is 2 BI
-                    for u in range(nL):
-                        f += hv[u] * Z[j, u]
-                        df += 2.0 * hv[u] * Z[j, u]
-                else:
-                    zj = Z[j, zL:zL + nL]
-                    dzj = DZ[j, zL:zL + nL]
-                    for u in range(nL):
-                        f += hv[u] * zj[u]
-                        df += hv[u] * dzj[u]
-                sal = loss_deriv(f, YM[j], loss_id) * df
-                if kb < 0 or sal > best:
-                    best = sal
-                    kb = j
-            partners[i] = PR[kb]
-            lams[i] = LM[kb]
+                for f in range(d):
+                    Z0[mb + j, f] = 2.0 * Z0[j, f]
+        else:  # the tangent of BI is 2 BI: W_1's product along x~ is twice the forward one
+            n1 = layout[1, SIZE]
+            W1 = head[layout[1, OFFW]:layout[1, OFFW] + n1 * d].reshape((n1, d))
+            tangent_layers(ZZ, mb, mc, np.dot(np.ascontiguousarray(Z0[:mc]), W1.T), 2.0, head,
+                           layout, SC, SH, act)
+        pick_best(ZZ, mb, i0, i1, p, BV, BT, YM, PR, LM, head, layout, offh, loss_id, partners,
+                  lams)
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -764,122 +376,17 @@ def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0,
     sums: BI(x~) = lam^2 BI(x) + mu^2 BI(r) + lam mu (s(x) * s(r) - c), where c_f = sum over the
     features j in both rows of x_j r_j v_jf^2 (found through a hash table of the first parent's
     features).  The saliency g (df/dx~) . x~ is the directional derivative of f along x~, pushed
-    forward through the MLP (tangent mode): BI is homogeneous of degree 2, so its tangent is
-    2 BI and the first layer's tangent is 2 (W_1 BI), the forward product's before the bias;
+    forward through the MLP (mlp.tangent_layers): BI is homogeneous of degree 2, so its tangent
+    is 2 BI and the first layer's tangent is 2 (W_1 BI), the forward product's before the bias;
     each further layer costs one product for its tangent.  Batch norm is the inference-mode
-    affine map.  Candidates go through the MLP in blocks of about _MM rows (whole parents)."""
+    affine map.  Candidates go through the MLP in blocks of about _MM rows (whole parents,
+    mlp.selector_tasks), in float64 whatever T's dtype."""
+    SC, SH = affine_maps_contracted(head, layout, bn, bn_mean, bn_var, _width(layout))
     m = parents.shape[0]
-    L = layout.shape[0] - 1
-    W = _width(layout)
-    # each layer's normalisation and bias as one affine map per unit: pre = SC out + SH
-    SC = np.ones(W)
-    SH = np.zeros(W)
-    for l in range(1, L + 1):
-        for u in range(layout[l, SIZE]):
-            z = layout[l, ZOFF] + u
-            bias = head[layout[l, OFFB] + u]
-            if bn:
-                SC[z] = head[layout[l, OFFG] + u] / math.sqrt(bn_var[z] + BN_EPS)
-                SH[z] = SC[z] * (bias - bn_mean[z]) + head[layout[l, OFFBE] + u]
-            else:
-                SH[z] = bias
     partners = np.empty(m, np.int64)
     lams = np.empty(m)
     bits = _table_bits(indptr)
-    per = max(1, _MM // p)  # first parents per block of candidates
-    nblk = (m + per - 1) // per
-    for task in prange((nblk + _SEL_BLOCKS - 1) // _SEL_BLOCKS):
-        _select_blocks(np.int64(task), indptr, indices, data, y, parents, p, seed, epoch, a, b,
-                       w0, T, head, layout, offh, act, loss_id, R, SC, SH, bits, partners, lams)
+    for task in prange(selector_tasks(m, p)[1]):
+        _select_task(np.int64(task), indptr, indices, data, y, parents, p, seed, epoch, a, b,
+                     w0, T, head, layout, offh, act, loss_id, R, SC, SH, bits, partners, lams)
     return partners, lams
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, head, layout, offh, bn,
-                bn_mean, bn_var, momentum, seed, epoch, act, p_bi, p_hid, st0, stT, stH, solver,
-                lr, beta_1, beta_2, eps, step, loss_id, alpha, slots):
-    """One pass over an epoch block in minibatches: forward (train mode), backward, lazy update
-    of the touched rows of T, dense update of w0 and head, BN running averages.  ``slots``: see
-    csr.batch_transposed.
-
-    Returns (sum of weighted row losses, steps taken, status) with status 0 = fine, 1 = a
-    non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
-    n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    W = _width(layout)
-    h0 = layout[1, ZOFF] if layout.shape[0] > 1 else W
-    Bmax = min(batch_size, n)
-    cap = batch_capacity(indptr, batch_size)
-    LIN = np.empty(Bmax)
-    S = np.empty((Bmax, d))
-    Bbn = Bmax if bn else 0  # without batch norm the layer buffers are fused_batch's, per block
-    Z = np.empty((Bbn, W))
-    A = np.empty((Bbn, W))
-    XH = np.empty((Bbn, W))
-    M = np.empty((Bbn, W))
-    DZ = np.empty((Bbn, W))
-    MU = np.zeros(W)
-    VAR = np.ones(W)
-    F = np.empty(Bmax)
-    G = np.empty(Bmax)
-    D = np.empty((Bmax, d))
-    GH = np.zeros(head.shape[0])
-    LP = np.empty((Bmax + _MM - 1) // _MM)
-    GHP = np.empty((0 if bn else LP.shape[0], head.shape[0]))
-    tp = transposer(indptr, batch_size, slots.shape[0], data)
-    GT = np.empty((cap, d + 1), T.dtype)
-    bad = np.zeros(cap, np.uint8)
-    g0 = np.empty(1)
-    coef = np.empty(7, T.dtype)
-    total = 0.0
-    n_steps = 0
-    for start in range(0, n, batch_size):
-        B = min(batch_size, n - start)
-        key = stream_key(seed, epoch, step + 1)
-        nch = (B + _MM - 1) // _MM
-        batch_loss = 0.0
-        g0[0] = 0.0
-        if bn:
-            forward_batch(indptr, indices, data, start, B, w0, T, head, layout, offh,
-                          bn_mean, bn_var, np.bool_(True), key, p_bi, p_hid, act, LIN, S, Z, A,
-                          XH, M, MU, VAR, F)
-            for b in range(B):
-                r = start + b
-                batch_loss += sw[r] * loss_value(F[b], y[r], loss_id)
-                G[b] = sw[r] / B * loss_deriv(F[b], y[r], loss_id)
-        else:
-            fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key,
-                        p_bi, p_hid, act, loss_id, np.int64(TRAIN), S, LIN, F, G, D, LP, GHP)
-            for c in range(nch):
-                batch_loss += LP[c]
-        for b in range(B):
-            g0[0] += G[b]
-        if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
-            return total, n_steps, 1
-        total += batch_loss
-        if bn:
-            backward_batch(B, head, layout, offh, np.bool_(True), act, G, Z, A, XH, M, VAR,
-                           DZ, D, GH, np.bool_(True))
-            unb = B / (B - 1.0) if B > 1 else 1.0
-            for c in range(h0, W):
-                bn_mean[c] = (1.0 - momentum) * bn_mean[c] + momentum * MU[c]
-                bn_var[c] = (1.0 - momentum) * bn_var[c] + momentum * VAR[c] * unb
-        else:
-            _sum_blocks(GHP, nch, GH)
-        nu, uniq, ptr, occ_b, occ_x = batch_transposed(indptr, indices, data, start // batch_size,
-                                                       batch_size, slots, tp)
-        step += 1
-        n_steps += 1
-        lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
-        row_coefs(coef, lr, lr_t, beta_1, beta_2, eps)
-        grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, D, alpha, GT, stT, solver, coef,
-                         bad)
-        ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
-        if not update_dense(head, stH, GH, solver, lr, lr_t, beta_1, beta_2, eps):
-            ok = False
-        for u in range(nu):
-            if bad[u]:
-                ok = False
-        if not ok:
-            return total, n_steps, 2
-    return total, n_steps, 0
