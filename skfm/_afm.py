@@ -6,7 +6,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import finite_output
-from ._cores import SOLVERS, FMCore
+from ._cores import SkeletonCore
 from ._kernels import afm as kafm
 from ._platform import Model, Param, make_estimator
 from ._trainer import numba_threads, readonly_float64
@@ -14,10 +14,11 @@ from ._trainer import numba_threads, readonly_float64
 __all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
 
 
-class AFMCore:
+class AFMCore(SkeletonCore):
     """AFM: ``w0`` (1,), table ``T`` = [w | V] (n_features, 1 + d) updated lazily, and the
     attention head ``H`` = [W (t x d, row-major) | b (t) | h (t) | p (d)] (float64, dense updates);
-    ``seed`` (1,) int64 keys the dropout masks.  See :mod:`skfm._kernels.afm` for the math."""
+    ``seed`` (1,) int64 keys the dropout masks.  Trained by the minibatch skeleton with
+    kafm.AFMSpec.  See :mod:`skfm._kernels.afm` for the math."""
 
     name = "afm"
 
@@ -46,11 +47,10 @@ class AFMCore:
         seed = np.array([rng.integers(0, 2**63 - 1)], np.int64)
         return {"w0": np.zeros(1), "T": T, "H": H, "seed": seed}
 
-    @staticmethod
-    def init_state(params, solver):
-        state = FMCore.init_state(params, solver)  # w0 and the lazily updated table, as FM
-        state["H"] = np.zeros((2, params["H"].shape[0]))
-        return state
+    def spec(self, params, epoch=0, train=True):
+        """The kernels' AFMSpec; ``train``: dropout on the pooled vector (else none)."""
+        return kafm.AFMSpec(self.attention_factor, self.dropout if train else 0.0,
+                            int(params["seed"][0]), int(epoch), self.attention_alpha)
 
     @staticmethod
     def _mmax(X):
@@ -105,16 +105,6 @@ class AFMCore:
         kafm.afm_attention(X.indptr, X.indices, X.data, params["T"], params["H"],
                            self.attention_factor, self._mmax(X), pptr, pairs, weights)
         return pptr, pairs, weights
-
-    def train_epoch(self, params, state, block, hp, slots):
-        loss, steps, status = kafm.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], params["H"],
-            self.attention_factor, int(params["seed"][0]), state["w0"], state["T"], state["H"],
-            SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"], hp["epsilon"],
-            state["t"], hp["loss_id"], hp["alpha"], self.attention_alpha, self.dropout,
-            int(hp.get("epoch", 0)), slots)
-        state["t"] += steps
-        return loss, steps, status
 
 
 class _AFMMethods:
