@@ -9,9 +9,15 @@ from ._base import finite_output
 from ._cores import SkeletonCore
 from ._kernels import afm as kafm
 from ._platform import Model, Param, make_estimator
-from ._trainer import numba_threads, readonly_float64
+from ._trainer import numba_threads, readonly, readonly_float64
 
 __all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
+
+
+#: afm_rows' arguments that a mode does not read (read-only y as saliency's: one compiled kernel)
+_NO_Y = readonly(np.empty(0))
+_NO_PTR = np.empty(0, np.int64)
+_NO_PAIRS = np.empty((0, 2), np.int32)
 
 
 class AFMCore(SkeletonCore):
@@ -56,11 +62,14 @@ class AFMCore(SkeletonCore):
     def _mmax(X):
         return int(np.diff(X.indptr).max()) if X.n_rows else 0
 
-    def decision(self, params, X):
-        out = np.empty(X.n_rows)
-        kafm.afm_decision(X.indptr, X.indices, X.data, params["w0"], params["T"], params["H"],
-                          self.attention_factor, self._mmax(X), out)
+    def _rows(self, params, X, mode, out, y=_NO_Y, loss_id=0, pptr=_NO_PTR, pairs=_NO_PAIRS):
+        """kafm.afm_rows in ``mode`` over the rows of X, into ``out``."""
+        kafm.afm_rows(X.indptr, X.indices, X.data, y, params["w0"], params["T"], params["H"],
+                      self.attention_factor, self._mmax(X), loss_id, mode, out, pptr, pairs)
         return out
+
+    def decision(self, params, X):
+        return self._rows(params, X, kafm.DECIDE, np.empty(X.n_rows))
 
     def saliency_context(self, params, X):
         """A pair cache for scoring the many candidates mixed from the rows of X (SMFM's
@@ -86,13 +95,11 @@ class AFMCore(SkeletonCore):
         out = np.empty(X.n_rows)
         y = readonly_float64(y)
         if context is None:
-            kafm.afm_saliency(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
-                              params["H"], self.attention_factor, self._mmax(X), loss_id, out)
-        else:
-            kid, K, UC, PC = context
-            kafm.afm_saliency_cached(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
-                                     params["H"], self.attention_factor, self._mmax(X), loss_id,
-                                     kid, K, UC, PC, out)
+            return self._rows(params, X, kafm.SALIENCY, out, y, loss_id)
+        kid, K, UC, PC = context
+        kafm.afm_saliency_cached(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
+                                 params["H"], self.attention_factor, self._mmax(X), loss_id,
+                                 kid, K, UC, PC, out)
         return out
 
     def attention(self, params, X):
@@ -101,9 +108,8 @@ class AFMCore(SkeletonCore):
         pptr = np.zeros(X.n_rows + 1, np.int64)
         np.cumsum(m * (m - 1) // 2, out=pptr[1:])
         pairs = np.empty((pptr[-1], 2), np.int32)
-        weights = np.empty(pptr[-1])
-        kafm.afm_attention(X.indptr, X.indices, X.data, params["T"], params["H"],
-                           self.attention_factor, self._mmax(X), pptr, pairs, weights)
+        weights = self._rows(params, X, kafm.ATTENTION, np.empty(pptr[-1]), pptr=pptr,
+                             pairs=pairs)
         return pptr, pairs, weights
 
 

@@ -435,6 +435,12 @@ skeleton.register(AFMSpec, workspace=_workspace, values=_values,
 
 
 # ----------------------------------------------------------------------------- inference
+#: afm_rows modes
+DECIDE = 0
+SALIENCY = 1
+ATTENTION = 2
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax, tangents):
     """Inference forward pass (no dropout) of rows r0 .. r1 - 1 in fresh buffers: returns
@@ -453,25 +459,28 @@ def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax, tangents):
     return att, lin, pair, poff, sh, dl
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def afm_decision(indptr, indices, data, w0, T, H, t, mmax, out):
-    """out[r] = f(x_r) (no dropout) for every row."""
-    n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    Wc = _attention_weights(H, t, d, T.dtype)
-    for ci in prange((n + _CHUNK - 1) // _CHUNK):
-        r0 = ci * _CHUNK
-        r1 = min(n, r0 + _CHUNK)
-        att, lin, pair, poff, _, _ = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                   mmax, np.bool_(False))
-        for r in range(r0, r1):
-            out[r] = w0[0] + lin[r - r0] + pair[r - r0]
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _row_saliency(f, lin, pair, att, sh, dl, q0, q1, y, loss_id):
+    """d/ds L(f(s x), y) at s = 1 (SMFM Eq. 5) of a row with value f, linear term lin, pair
+    term pair, by forward-mode tangents: its pairs' attention weights att[q0:q1], p . e_q (sh)
+    and the attention logits' tangents dl."""
+    df = lin + 2.0 * pair  # tangent of the pair term with the attention held fixed
+    mean = 0.0
+    for q in range(q0, q1):
+        mean += att[q] * dl[q]
+    for q in range(q0, q1):
+        df += att[q] * (dl[q] - mean) * sh[q]  # da_q (p . e_q)
+    return loss_deriv(f, y, loss_id) * df
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
-    """out[r] = d/ds L(f(s x_r), y_r) at s = 1 (SMFM Eq. 5) by forward-mode tangents: the
-    attention logits' tangents dl and the pairs' p . e_q (sh) come out of the forward pass."""
+def afm_rows(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, mode, out, pptr, pairs):
+    """Every row in inference mode (no dropout), in chunks of _CHUNK rows in parallel; ``mmax``
+    the largest row's nonzeros.  DECIDE: out[r] = f(x_r).  SALIENCY: out[r] = d/ds
+    L(f(s x_r), y_r) at s = 1 (the forward pass also gives the tangents, _row_saliency).
+    ATTENTION: the attention weights of row r's pairs i < j (storage order) into
+    out[pptr[r]:pptr[r + 1]], their feature ids into pairs[pptr[r]:pptr[r + 1], :2].  y and
+    loss_id are read in SALIENCY only, pptr and pairs in ATTENTION only."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
     Wc = _attention_weights(H, t, d, T.dtype)
@@ -479,43 +488,28 @@ def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
         att, lin, pair, poff, sh, dl = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                     mmax, np.bool_(True))
+                                                     mmax, mode == SALIENCY)
         for r in range(r0, r1):
             b = r - r0
+            if mode == ATTENTION:
+                a = indptr[r]
+                e = indptr[r + 1]
+                o = pptr[r]
+                q = poff[b]
+                for i in range(e - a):
+                    for k in range(i + 1, e - a):
+                        pairs[o, 0] = indices[a + i]
+                        pairs[o, 1] = indices[a + k]
+                        out[o] = att[q]
+                        o += 1
+                        q += 1
+                continue
             f = w0[0] + lin[b] + pair[b]
-            df = lin[b] + 2.0 * pair[b]  # tangent of the pair term with the attention held fixed
-            mean = 0.0
-            for q in range(poff[b], poff[b + 1]):
-                mean += att[q] * dl[q]
-            for q in range(poff[b], poff[b + 1]):
-                df += att[q] * (dl[q] - mean) * sh[q]  # da_q (p . e_q)
-            out[r] = loss_deriv(f, y[r], loss_id) * df
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def afm_attention(indptr, indices, data, T, H, t, mmax, pptr, pairs, weights):
-    """Attention weights of every row's pairs i < j (storage order) into weights[pptr[r]:...],
-    their feature ids into pairs[pptr[r]:..., :2]."""
-    n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    Wc = _attention_weights(H, t, d, T.dtype)
-    for ci in prange((n + _CHUNK - 1) // _CHUNK):
-        r0 = ci * _CHUNK
-        r1 = min(n, r0 + _CHUNK)
-        att, lin, pair, poff, _, _ = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                   mmax, np.bool_(False))
-        for r in range(r0, r1):
-            a = indptr[r]
-            e = indptr[r + 1]
-            o = pptr[r]
-            q = poff[r - r0]
-            for i in range(e - a):
-                for k in range(i + 1, e - a):
-                    pairs[o, 0] = indices[a + i]
-                    pairs[o, 1] = indices[a + k]
-                    weights[o] = att[q]
-                    o += 1
-                    q += 1
+            if mode == SALIENCY:
+                out[r] = _row_saliency(f, lin[b], pair[b], att, sh, dl, poff[b], poff[b + 1],
+                                       y[r], loss_id)
+            else:
+                out[r] = f
 
 
 # ------------------------------------------------------------- SMFM selection: pair cache
@@ -562,10 +556,10 @@ def pair_cache(top, T, H, t):
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, kid, K, UC, PC,
                         out):
-    """afm_saliency with a pair cache: UC, PC = pair_cache(top, ...) of K features, kid[j] the
-    position of feature j in ``top`` or -1.  A pair of two cached features takes its
+    """afm_rows' SALIENCY with a pair cache: UC, PC = pair_cache(top, ...) of K features,
+    kid[j] the position of feature j in ``top`` or -1.  A pair of two cached features takes its
     pre-activations and p . e from the cache; the other pairs go through one matrix product per
-    chunk as in afm_saliency.  The same saliency up to rounding (x_i x_k (W e) instead of
+    chunk as in afm_rows.  The same saliency up to rounding (x_i x_k (W e) instead of
     W (x_i x_k e))."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
