@@ -26,6 +26,7 @@ from skfm import FMClassifier
 from skfm._base import to_csr_data
 from skfm._kernels import csr as kcsr
 from skfm._kernels import fm as kfm
+from skfm._kernels import skeleton
 from skfm._kernels.optim import ADAM, adam_lr, row_coefs
 from skfm._trainer import feature_slots
 from skfm.datasets import make_frappe_like
@@ -180,10 +181,13 @@ def part_breakdown(quick):
         coef = np.empty(7, np.float32)
         row_coefs(coef, 1e-3, adam_lr(1e-3, 0.9, 0.999, 1), 0.9, 0.999, 1e-8)
         nu = int(np.mean(nus))
-        t_upd = best_of(lambda: [kfm.grads_and_update(nu, uniq, ptr, occ_b, occ_x, T, S, G, 0.0,
-                                                      GT, stT, ADAM, coef, bad) for _ in starts])
-        t_epoch = best_of(lambda: kfm.train_epoch(ip, ind, dat, yy, ss, B, w0, T, st0, stT, ADAM,
-                                                  1e-3, 0.9, 0.999, 1e-8, 0, 0, 0.0, True, slots))
+        ws = (S, Q, G, L)  # FM's skeleton workspace
+        t_upd = best_of(lambda: [skeleton.grads_and_update(kfm.SPEC, ws, nu, uniq, ptr, occ_b,
+                                                           occ_x, T, 0.0, GT, stT, ADAM, coef,
+                                                           bad) for _ in starts])
+        t_epoch = best_of(lambda: skeleton.train_epoch(
+            ip, ind, dat, yy, ss, B, w0, T, kfm.NO_H, st0, stT, kfm.NO_STATE_H, ADAM, 1e-3, 0.9,
+            0.999, 1e-8, 0, 0, 0.0, slots, kfm.SPEC))
         T2 = T.copy()
         t_plain = best_of(lambda: plain_sgd_epoch(ip, ind, dat, yy, w0.copy(), T2, 1e-3))
         tot = t_gather + t_fwd + t_tr + t_upd

@@ -6,18 +6,25 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import finite_output
-from ._cores import SOLVERS, FMCore
+from ._cores import SkeletonCore
 from ._kernels import afm as kafm
 from ._platform import Model, Param, make_estimator
-from ._trainer import numba_threads, readonly_float64
+from ._trainer import numba_threads, readonly, readonly_float64
 
 __all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
 
 
-class AFMCore:
+#: afm_rows' arguments that a mode does not read (read-only y as saliency's: one compiled kernel)
+_NO_Y = readonly(np.empty(0))
+_NO_PTR = np.empty(0, np.int64)
+_NO_PAIRS = np.empty((0, 2), np.int32)
+
+
+class AFMCore(SkeletonCore):
     """AFM: ``w0`` (1,), table ``T`` = [w | V] (n_features, 1 + d) updated lazily, and the
     attention head ``H`` = [W (t x d, row-major) | b (t) | h (t) | p (d)] (float64, dense updates);
-    ``seed`` (1,) int64 keys the dropout masks.  See :mod:`skfm._kernels.afm` for the math."""
+    ``seed`` (1,) int64 keys the dropout masks.  Trained by the minibatch skeleton with
+    kafm.AFMSpec.  See :mod:`skfm._kernels.afm` for the math."""
 
     name = "afm"
 
@@ -46,21 +53,23 @@ class AFMCore:
         seed = np.array([rng.integers(0, 2**63 - 1)], np.int64)
         return {"w0": np.zeros(1), "T": T, "H": H, "seed": seed}
 
-    @staticmethod
-    def init_state(params, solver):
-        state = FMCore.init_state(params, solver)  # w0 and the lazily updated table, as FM
-        state["H"] = np.zeros((2, params["H"].shape[0]))
-        return state
+    def spec(self, params, epoch=0, train=True):
+        """The kernels' AFMSpec; ``train``: dropout on the pooled vector (else none)."""
+        return kafm.AFMSpec(self.attention_factor, self.dropout if train else 0.0,
+                            int(params["seed"][0]), int(epoch), self.attention_alpha)
 
     @staticmethod
     def _mmax(X):
         return int(np.diff(X.indptr).max()) if X.n_rows else 0
 
-    def decision(self, params, X):
-        out = np.empty(X.n_rows)
-        kafm.afm_decision(X.indptr, X.indices, X.data, params["w0"], params["T"], params["H"],
-                          self.attention_factor, self._mmax(X), out)
+    def _rows(self, params, X, mode, out, y=_NO_Y, loss_id=0, pptr=_NO_PTR, pairs=_NO_PAIRS):
+        """kafm.afm_rows in ``mode`` over the rows of X, into ``out``."""
+        kafm.afm_rows(X.indptr, X.indices, X.data, y, params["w0"], params["T"], params["H"],
+                      self.attention_factor, self._mmax(X), loss_id, mode, out, pptr, pairs)
         return out
+
+    def decision(self, params, X):
+        return self._rows(params, X, kafm.DECIDE, np.empty(X.n_rows))
 
     def saliency_context(self, params, X):
         """A pair cache for scoring the many candidates mixed from the rows of X (SMFM's
@@ -86,13 +95,11 @@ class AFMCore:
         out = np.empty(X.n_rows)
         y = readonly_float64(y)
         if context is None:
-            kafm.afm_saliency(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
-                              params["H"], self.attention_factor, self._mmax(X), loss_id, out)
-        else:
-            kid, K, UC, PC = context
-            kafm.afm_saliency_cached(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
-                                     params["H"], self.attention_factor, self._mmax(X), loss_id,
-                                     kid, K, UC, PC, out)
+            return self._rows(params, X, kafm.SALIENCY, out, y, loss_id)
+        kid, K, UC, PC = context
+        kafm.afm_saliency_cached(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
+                                 params["H"], self.attention_factor, self._mmax(X), loss_id,
+                                 kid, K, UC, PC, out)
         return out
 
     def attention(self, params, X):
@@ -101,20 +108,9 @@ class AFMCore:
         pptr = np.zeros(X.n_rows + 1, np.int64)
         np.cumsum(m * (m - 1) // 2, out=pptr[1:])
         pairs = np.empty((pptr[-1], 2), np.int32)
-        weights = np.empty(pptr[-1])
-        kafm.afm_attention(X.indptr, X.indices, X.data, params["T"], params["H"],
-                           self.attention_factor, self._mmax(X), pptr, pairs, weights)
+        weights = self._rows(params, X, kafm.ATTENTION, np.empty(pptr[-1]), pptr=pptr,
+                             pairs=pairs)
         return pptr, pairs, weights
-
-    def train_epoch(self, params, state, block, hp, slots):
-        loss, steps, status = kafm.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], params["H"],
-            self.attention_factor, int(params["seed"][0]), state["w0"], state["T"], state["H"],
-            SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"], hp["epsilon"],
-            state["t"], hp["loss_id"], hp["alpha"], self.attention_alpha, self.dropout,
-            int(hp.get("epoch", 0)), slots)
-        state["t"] += steps
-        return loss, steps, status
 
 
 class _AFMMethods:

@@ -75,3 +75,35 @@ class FMCore:
         return kfm.fm_select_partners(
             X.indptr, X.indices, X.data, readonly_float64(y), parents, p, seed, epoch, a, b,
             params["w0"], params["T"], loss_id, R, nrm)
+
+
+class SkeletonCore:
+    """Training methods of a core whose kernels run on the minibatch skeleton
+    (skfm._kernels.skeleton): ``w0`` and the table ``T`` as FM's (T's rows updated lazily) and a
+    flat float64 ``H`` of dense parameters, updated every step.  A subclass provides
+    ``spec(params, epoch=0, train=True)``, the spec namedtuple its skeleton hooks are registered
+    for (``train``: dropout and, where the model has it, batch norm's batch statistics)."""
+
+    @staticmethod
+    def init_state(params, solver):  # w0 and the lazily updated table as FM, H densely
+        return dict(FMCore.init_state(params, solver), H=np.zeros((2, params["H"].shape[0])))
+
+    def batch_gradient(self, params, X, y, sw, loss_id, alpha, train=True, epoch=0):
+        """(objective, d/dw0, unique features, their T-gradient rows (n_unique, 1 + d), d/dH) of
+        all rows of X as one batch at step 0 of ``epoch`` (for tests), along the training code
+        path, nothing updated; the objective is skeleton.batch_gradient's."""
+        slot = np.full(X.n_features, -1, np.int32)
+        # read-only rows, as training passes its gathered rows: the same compiled kernels
+        return skeleton.batch_gradient(X.indptr, X.indices, X.data, readonly_float64(y),
+                                       readonly_float64(sw), params["w0"], params["T"],
+                                       params["H"], loss_id, alpha, slot,
+                                       self.spec(params, epoch, train))
+
+    def train_epoch(self, params, state, block, hp, slots):
+        loss, steps, status = skeleton.train_epoch(
+            *block, hp["batch_size"], params["w0"], params["T"], params["H"], state["w0"],
+            state["T"], state["H"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
+            hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots,
+            self.spec(params, hp.get("epoch", 0)))
+        state["t"] += steps
+        return loss, steps, status

@@ -4,13 +4,12 @@ from dataclasses import replace
 from numbers import Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from ._cores import SOLVERS, FMCore
+from ._cores import FMCore, SkeletonCore
 from ._kernels import deepfm as kdf
 from ._kernels import fm as kfm
 from ._kernels import mlp as kmlp
-from ._kernels import skeleton
 from ._nfm import ACTIVATIONS, BN_MOMENTUM, NFM, hidden_layers, nfm_layout
 from ._platform import Model, Param, make_estimator
 from ._trainer import readonly_float64
@@ -18,7 +17,7 @@ from ._trainer import readonly_float64
 __all__ = ["DeepFMClassifier", "DeepFMRegressor"]
 
 
-class DeepFMCore:
+class DeepFMCore(SkeletonCore):
     """DeepFM: ``w0`` (1,), ``T`` = [w | V] (n_features, 1 + d), the tower ``H`` (flat float64:
     per hidden layer W, b (, gamma, beta), then the output weights o; see
     skfm._kernels.deepfm), its ``layout``, BN running ``bn_mean`` / ``bn_var`` and the dropout
@@ -62,10 +61,6 @@ class DeepFMCore:
         return params
 
     @staticmethod
-    def init_state(params, solver):  # w0 and the lazily updated table as FM, H densely
-        return dict(FMCore.init_state(params, solver), H=np.zeros((2, params["H"].shape[0])))
-
-    @staticmethod
     def _static(params):
         lay = params["layout"]
         offh = int(params["H"].shape[0] - lay[-1, kmlp.SIZE])
@@ -105,26 +100,6 @@ class DeepFMCore:
             np.ascontiguousarray(parents, dtype=np.int64), int(p), seed, epoch, float(a),
             float(b), params["w0"], T, H, lay, offh, bn, params["bn_mean"], params["bn_var"],
             self.act, loss_id, R, P, kfm.factor_sq_norms(T))
-
-    def batch_gradient(self, params, X, y, sw, loss_id, alpha, train=True, epoch=0):
-        """(objective, d/dw0, unique features, their T-gradient rows, d/dH) of all rows of X as
-        one batch at step 0 of ``epoch`` (for tests); ``train``: dropout and BN batch
-        statistics."""
-        slot = np.full(X.n_features, -1, np.int32)
-        # read-only rows, as training passes its gathered rows: the same compiled kernels
-        return skeleton.batch_gradient(X.indptr, X.indices, X.data, readonly_float64(y),
-                                       readonly_float64(sw), params["w0"], params["T"],
-                                       params["H"], loss_id, alpha, slot,
-                                       self.spec(params, epoch, train))
-
-    def train_epoch(self, params, state, block, hp, slots):
-        loss, steps, status = skeleton.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], params["H"], state["w0"],
-            state["T"], state["H"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
-            hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots,
-            self.spec(params, hp.get("epoch", 0)))
-        state["t"] += steps
-        return loss, steps, status
 
 
 def _deepfm_core(estimator, fields):

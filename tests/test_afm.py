@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from skfm._afm import AFMClassifier, AFMCore, AFMRegressor
 from skfm._base import to_csr_data
 from skfm._kernels import afm as kafm
+from skfm._kernels import skeleton
 from skfm._trainer import readonly
 
 LOGISTIC, SQUARED = 0, 1
@@ -141,10 +142,12 @@ def test_batch_gradient_matches_finite_differences(seed, d, t, B, max_nnz, loss_
     Xc = to_csr_data(X, np.float64)
     rows = rows_of(X)
     slot = np.full(n_features, -1, np.int32)
+    spec = AFMCore(attention_factor=t, attention_alpha=att_alpha).spec(
+        {"seed": np.array([0], np.int64)}, train=False)
     # read-only rows, as training passes its gathered rows (the same compiled code)
-    obj, g0, uniq, GT, gH = kafm.batch_gradient(Xc.indptr, Xc.indices, Xc.data, readonly(y),
-                                                readonly(sw), w0, T, Hv, t, loss_id, alpha,
-                                                att_alpha, slot)
+    obj, g0, uniq, GT, gH = skeleton.batch_gradient(Xc.indptr, Xc.indices, Xc.data, readonly(y),
+                                                    readonly(sw), w0, T, Hv, loss_id, alpha,
+                                                    slot, spec)
     assert (slot == -1).all()
     ref = batch_objective(w0, T, Hv, t, rows, y, sw, loss_id, alpha, att_alpha)
     np.testing.assert_allclose(obj, ref, rtol=1e-10, atol=1e-12)

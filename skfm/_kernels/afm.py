@@ -27,24 +27,26 @@ network's three products with W (z = W e, dObj/dW, dObj/de) are one BLAS matrix 
 all the pairs of a chunk, in the dtype of the feature table (float32 data: float32 products, as
 the embeddings themselves); everything else accumulates in float64;
 (2) the batch's unique features in parallel, each summing its nonzeros' gradient rows in row order
-(csr.transpose_batch of the nonzero positions), then its lazy optimizer update.  The head
-gradient is the sum of the chunk rows in chunk order.  Every sum has one owner and a fixed order,
-so results are bit-identical for any number of threads.
+(the batch transposition carries the nonzero positions), then its lazy optimizer update.  The head
+gradient is the sum of the chunk rows in chunk order.  The minibatch loop, the transposition and
+the updates are the skeleton's (skfm._kernels.skeleton; the hooks of AFMSpec are registered here:
+phase 1 is ``train_batch``, a feature's gradient ``feature_grad``, the batch objective's penalty
+``attention_penalty``).  Every sum has one owner and a fixed order, so results are bit-identical
+for any number of threads.
 
 Memory: the pair buffers (P x d products, P x t pre-activations, P = m (m - 1) / 2) are allocated
 per chunk of a fixed number of rows (``_RCH`` in training, ``_CHUNK`` at inference) and sized by
 the batch's (or matrix's) largest row, never by the batch size x nnz^2.
 """
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
 
-from . import FASTMATH
-from .csr import (LANES, batch_capacity, batch_transposed, lane_range, transpose_batch,
-                  transpose_buffers, transposer)
+from . import FASTMATH, skeleton
+from .csr import batch_capacity
 from .losses import loss_deriv, loss_value
-from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
 from .prefetch import prefetch_row
 from .rng import stream_key, uniform
 
@@ -311,7 +313,10 @@ def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rat
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT):
+def feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT):
+    """GT[u] = dObj/dT[j] + alpha T[j] for j = uniq[u]: the sum, in row order, of the gradient
+    rows GN[p - base] that phase1 wrote for its nonzeros at positions p = occ_p[ptr[u]:ptr[u +
+    1]] (``base``: the position of the batch's first nonzero), plus alpha T[j] (alpha > 0)."""
     d1 = T.shape[1]
     j = uniq[u]
     for k in range(d1):
@@ -325,18 +330,6 @@ def _feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT):
             GT[u, k] += alpha * T[j, k]
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def phase2(nu, uniq, ptr, occ_p, GN, base, T, alpha, GT, stT, solver, coef, bad, update):
-    """The batch's unique features in parallel: gradient row (sum over its nonzeros in row order
-    plus alpha T_j), then (if update) the lazy optimizer update of that row."""
-    for lane in prange(LANES):
-        for u in range(*lane_range(lane, nu, ptr)):
-            _feature_grad(u, uniq, ptr, occ_p, GN, base, T, alpha, GT)
-            if update:
-                ok = update_row(T, stT, GT, u, uniq[u], solver, coef)
-                bad[u] = 0 if ok else 1
-
-
 @njit(cache=True, fastmath=False)
 def _attention_weights(H, t, d, dtype):
     """W (t, d) as a contiguous array in the dtype of the feature table (the pair layer's
@@ -346,6 +339,8 @@ def _attention_weights(H, t, d, dtype):
 
 @njit(cache=True, fastmath=False)
 def _head_grad(HG, n_chunks, H, t, d, att_alpha, gH):
+    """gH (n_head,) = the chunk rows HG[:n_chunks] summed in chunk order, plus att_alpha W on
+    W's entries (the gradient of AFM Eq. 8's att_alpha / 2 ||W||^2)."""
     for k in range(gH.shape[0]):
         gH[k] = 0.0
     for ci in range(n_chunks):
@@ -356,115 +351,96 @@ def _head_grad(HG, n_chunks, H, t, d, att_alpha, gH):
             gH[k] += att_alpha * H[k]
 
 
+# ------------------------------------------------------------------------- skeleton hooks
+#: the model's options, the ``spec`` of the skeleton's hooks (skfm._kernels.skeleton): ``t``
+#: the attention factor, ``rate`` the dropout rate of the pooled vector (0: none), ``seed`` and
+#: ``epoch`` key the dropout masks (with the step, _dropout_mask), ``att_alpha`` the L2 penalty
+#: att_alpha / 2 ||W||^2 on the attention weights (AFM Eq. 8)
+AFMSpec = namedtuple("AFMSpec", "t rate seed epoch att_alpha")
+
+
 @njit(cache=True, fastmath=False)
-def batch_gradient(indptr, indices, data, y, sw, w0, T, H, t, loss_id, alpha, att_alpha, slot):
-    """Gradient of the objective of the batch made of all rows of the CSR block, along the
-    training code path (dropout off), without updating anything.  Objective:
-    (1/B) sum_b sw_b l(f_b, y_b) + alpha/2 sum_{j in batch} ||T_j||^2 + att_alpha/2 ||W||^2.
-    Returns (objective, d/dw0, unique features, their gradient rows, head gradient)."""
-    B = indptr.shape[0] - 1
+def workspace_for(B, cap, T, H):
+    """Buffers for batches of at most B rows and cap nonzeros: (G (B,) dObj/df, L (B,) weighted
+    row losses, GN (cap, 1 + d) per-nonzero gradient rows in T's dtype, HG (chunks, n_head)
+    per-chunk head gradients, base (1,) int64 the position of the batch's first nonzero)."""
+    return (np.empty(B), np.empty(B), np.empty((cap, T.shape[1]), T.dtype),
+            np.empty(((B + _RCH - 1) // _RCH, H.shape[0])), np.zeros(1, np.int64))
+
+
+@njit(cache=True, fastmath=False)
+def train_batch(ws, indptr, indices, data, y, sw, start, B, w0, T, H, t, loss_id, rate, seed,
+                epoch, step, att_alpha, GH):
+    """Phase 1 of rows [start, start + B) (step ``step``, which keys the dropout masks): fills
+    ws (workspace_for) and GH (n_head,) = dObj/dH including att_alpha W; returns
+    (sum_b sw_b l(f_b, y_b), dObj/dw0 = sum_b G_b), both summed in row order."""
+    G, L, GN, HG, base = ws
     d = T.shape[1] - 1
-    nnz = indptr[B] - indptr[0]
-    zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
-    mmax = max_row_nnz(indptr, zero, B)
-    n_chunks = (B + _RCH - 1) // _RCH
-    G = np.empty(B)
-    L = np.empty(B)
-    GN = np.empty((nnz, d + 1), T.dtype)
-    HG = np.empty((n_chunks, H.shape[0]))
+    base[0] = indptr[start]
     Wc = _attention_weights(H, t, d, T.dtype)
-    phase1(indptr, indices, data, y, sw, zero, B, w0, T, H, Wc, t, loss_id, 0.0, zero, zero, zero,
-           mmax, G, L, GN, HG)
-    pos = np.arange(indptr[B]).astype(np.int64)
-    uniq, cnt, ptr, occ_b = transpose_buffers(nnz)
-    occ_p = np.empty(nnz, np.int64)
-    nu = transpose_batch(indptr, indices, pos, zero, B, slot, uniq, cnt, ptr, occ_b, occ_p)
-    GT = np.empty((nu, d + 1), T.dtype)
-    bad = np.zeros(1, np.uint8)
-    coef = np.zeros(7, T.dtype)
-    stT = np.zeros((2, 0, d + 1), T.dtype)
-    phase2(nu, uniq, ptr, occ_p, GN, indptr[0], T, alpha, GT, stT, zero, coef, bad,
-           np.bool_(False))
-    gH = np.empty(H.shape[0])
-    _head_grad(HG, n_chunks, H, t, d, att_alpha, gH)
-    obj = 0.0
+    phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed, epoch,
+           step, max_row_nnz(indptr, start, B), G, L, GN, HG)
+    _head_grad(HG, (B + _RCH - 1) // _RCH, H, t, d, att_alpha, GH)
+    loss = 0.0
     g0 = 0.0
     for b in range(B):
-        obj += L[b]
+        loss += L[b]
         g0 += G[b]
-    obj /= B
-    reg = 0.0
-    for u in range(nu):
-        for k in range(d + 1):
-            reg += T[uniq[u], k] * T[uniq[u], k]
+    return loss, g0
+
+
+@njit(cache=True, fastmath=False)
+def nonzero_positions(indptr):
+    """(nnz,) int64: p at position p, the values the batch transposition carries for AFM (its
+    feature gradients sum per-nonzero rows of phase1, not values)."""
+    return np.arange(indptr[indptr.shape[0] - 1]).astype(np.int64)
+
+
+@njit(cache=True, fastmath=False)
+def attention_penalty(H, t, att_alpha):
+    """att_alpha / 2 ||W||^2 (AFM Eq. 8), W the first t d entries of H."""
+    d = (H.shape[0] - 2 * t) // (t + 1)  # H holds t d + 2 t + d values (head_size)
     wreg = 0.0
     for k in range(t * d):
         wreg += H[k] * H[k]
-    return (obj + 0.5 * alpha * reg + 0.5 * att_alpha * wreg, g0, uniq[:nu].copy(), GT, gH)
+    return 0.5 * att_alpha * wreg
 
 
-@njit(cache=True, fastmath=False)
-def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, t, seed, st0, stT, stH,
-                solver, lr, beta_1, beta_2, eps, step, loss_id, alpha, att_alpha, rate, epoch,
-                slots):
-    """One pass over the rows of an epoch block (already in training order) in minibatches.
-    ``slots``: see csr.batch_transposed.
+def _workspace(spec, indptr, batch_size, T, H):
+    return workspace_for(min(batch_size, indptr.shape[0] - 1),
+                         batch_capacity(indptr, batch_size), T, H)
 
-    Returns (sum of weighted row losses, steps taken, status) with status 0 = fine, 1 = a
-    non-finite loss (that batch was not applied), 2 = a parameter became non-finite."""
-    n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    Bmax = min(batch_size, n)
-    cap = batch_capacity(indptr, batch_size)
-    n_chunks_max = (Bmax + _RCH - 1) // _RCH
-    G = np.empty(Bmax)
-    L = np.empty(Bmax)
-    GN = np.empty((cap, d + 1), T.dtype)
-    HG = np.empty((n_chunks_max, H.shape[0]))
-    gH = np.empty(H.shape[0])
-    pos = np.arange(indptr[n]).astype(np.int64)
-    tp = transposer(indptr, batch_size, slots.shape[0], pos)
-    GT = np.empty((cap, d + 1), T.dtype)
-    bad = np.zeros(cap, np.uint8)
-    g0 = np.empty(1)
-    coef = np.empty(7, T.dtype)
-    total = 0.0
-    n_steps = 0
-    for start in range(0, n, batch_size):
-        B = min(batch_size, n - start)
-        mmax = max_row_nnz(indptr, start, B)
-        n_chunks = (B + _RCH - 1) // _RCH
-        Wc = _attention_weights(H, t, d, T.dtype)
-        phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed,
-               epoch, step + 1, mmax, G, L, GN, HG)
-        batch_loss = 0.0
-        g0[0] = 0.0
-        for b in range(B):
-            batch_loss += L[b]
-            g0[0] += G[b]
-        if not (math.isfinite(batch_loss) and math.isfinite(g0[0])):
-            return total, n_steps, 1
-        total += batch_loss
-        nu, uniq, ptr, occ_b, occ_p = batch_transposed(indptr, indices, pos, start // batch_size,
-                                                       batch_size, slots, tp)
-        step += 1
-        n_steps += 1
-        lr_t = adam_lr(lr, beta_1, beta_2, step) if solver == ADAM else lr
-        row_coefs(coef, lr, lr_t, beta_1, beta_2, eps)
-        _head_grad(HG, n_chunks, H, t, d, att_alpha, gH)
-        phase2(nu, uniq, ptr, occ_p, GN, indptr[start], T, alpha, GT, stT, solver, coef, bad,
-               np.bool_(True))
-        ok = update_dense(w0, st0, g0, solver, lr, lr_t, beta_1, beta_2, eps)
-        ok = update_dense(H, stH, gH, solver, lr, lr_t, beta_1, beta_2, eps) and ok
-        for u in range(nu):
-            if bad[u]:
-                ok = False
-        if not ok:
-            return total, n_steps, 2
-    return total, n_steps, 0
+
+def _values(spec, indptr, data):
+    return nonzero_positions(indptr)
+
+
+def _forward_backward(spec, ws, indptr, indices, data, y, sw, start, B, w0, T, H, loss_id, step,
+                      GH):
+    return train_batch(ws, indptr, indices, data, y, sw, start, B, w0, T, H, spec.t, loss_id,
+                       spec.rate, spec.seed, spec.epoch, step, spec.att_alpha, GH)
+
+
+def _feature_grad(spec, ws, u, uniq, ptr, occ_b, occ_x, T, alpha, GT):
+    feature_grad(u, uniq, ptr, occ_x, ws[2], ws[4][0], T, alpha, GT)
+
+
+def _penalty(spec, H):
+    return attention_penalty(H, spec.t, spec.att_alpha)
+
+
+skeleton.register(AFMSpec, workspace=_workspace, values=_values,
+                  forward_backward=_forward_backward, feature_grad=_feature_grad,
+                  penalty=_penalty)
 
 
 # ----------------------------------------------------------------------------- inference
+#: afm_rows modes
+DECIDE = 0
+SALIENCY = 1
+ATTENTION = 2
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax, tangents):
     """Inference forward pass (no dropout) of rows r0 .. r1 - 1 in fresh buffers: returns
@@ -483,25 +459,28 @@ def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax, tangents):
     return att, lin, pair, poff, sh, dl
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def afm_decision(indptr, indices, data, w0, T, H, t, mmax, out):
-    """out[r] = f(x_r) (no dropout) for every row."""
-    n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    Wc = _attention_weights(H, t, d, T.dtype)
-    for ci in prange((n + _CHUNK - 1) // _CHUNK):
-        r0 = ci * _CHUNK
-        r1 = min(n, r0 + _CHUNK)
-        att, lin, pair, poff, _, _ = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                   mmax, np.bool_(False))
-        for r in range(r0, r1):
-            out[r] = w0[0] + lin[r - r0] + pair[r - r0]
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _row_saliency(f, lin, pair, att, sh, dl, q0, q1, y, loss_id):
+    """d/ds L(f(s x), y) at s = 1 (SMFM Eq. 5) of a row with value f, linear term lin, pair
+    term pair, by forward-mode tangents: its pairs' attention weights att[q0:q1], p . e_q (sh)
+    and the attention logits' tangents dl."""
+    df = lin + 2.0 * pair  # tangent of the pair term with the attention held fixed
+    mean = 0.0
+    for q in range(q0, q1):
+        mean += att[q] * dl[q]
+    for q in range(q0, q1):
+        df += att[q] * (dl[q] - mean) * sh[q]  # da_q (p . e_q)
+    return loss_deriv(f, y, loss_id) * df
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
-    """out[r] = d/ds L(f(s x_r), y_r) at s = 1 (SMFM Eq. 5) by forward-mode tangents: the
-    attention logits' tangents dl and the pairs' p . e_q (sh) come out of the forward pass."""
+def afm_rows(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, mode, out, pptr, pairs):
+    """Every row in inference mode (no dropout), in chunks of _CHUNK rows in parallel; ``mmax``
+    the largest row's nonzeros.  DECIDE: out[r] = f(x_r).  SALIENCY: out[r] = d/ds
+    L(f(s x_r), y_r) at s = 1 (the forward pass also gives the tangents, _row_saliency).
+    ATTENTION: the attention weights of row r's pairs i < j (storage order) into
+    out[pptr[r]:pptr[r + 1]], their feature ids into pairs[pptr[r]:pptr[r + 1], :2].  y and
+    loss_id are read in SALIENCY only, pptr and pairs in ATTENTION only."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
     Wc = _attention_weights(H, t, d, T.dtype)
@@ -509,43 +488,28 @@ def afm_saliency(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, out):
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
         att, lin, pair, poff, sh, dl = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                     mmax, np.bool_(True))
+                                                     mmax, mode == SALIENCY)
         for r in range(r0, r1):
             b = r - r0
+            if mode == ATTENTION:
+                a = indptr[r]
+                e = indptr[r + 1]
+                o = pptr[r]
+                q = poff[b]
+                for i in range(e - a):
+                    for k in range(i + 1, e - a):
+                        pairs[o, 0] = indices[a + i]
+                        pairs[o, 1] = indices[a + k]
+                        out[o] = att[q]
+                        o += 1
+                        q += 1
+                continue
             f = w0[0] + lin[b] + pair[b]
-            df = lin[b] + 2.0 * pair[b]  # tangent of the pair term with the attention held fixed
-            mean = 0.0
-            for q in range(poff[b], poff[b + 1]):
-                mean += att[q] * dl[q]
-            for q in range(poff[b], poff[b + 1]):
-                df += att[q] * (dl[q] - mean) * sh[q]  # da_q (p . e_q)
-            out[r] = loss_deriv(f, y[r], loss_id) * df
-
-
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def afm_attention(indptr, indices, data, T, H, t, mmax, pptr, pairs, weights):
-    """Attention weights of every row's pairs i < j (storage order) into weights[pptr[r]:...],
-    their feature ids into pairs[pptr[r]:..., :2]."""
-    n = indptr.shape[0] - 1
-    d = T.shape[1] - 1
-    Wc = _attention_weights(H, t, d, T.dtype)
-    for ci in prange((n + _CHUNK - 1) // _CHUNK):
-        r0 = ci * _CHUNK
-        r1 = min(n, r0 + _CHUNK)
-        att, lin, pair, poff, _, _ = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                   mmax, np.bool_(False))
-        for r in range(r0, r1):
-            a = indptr[r]
-            e = indptr[r + 1]
-            o = pptr[r]
-            q = poff[r - r0]
-            for i in range(e - a):
-                for k in range(i + 1, e - a):
-                    pairs[o, 0] = indices[a + i]
-                    pairs[o, 1] = indices[a + k]
-                    weights[o] = att[q]
-                    o += 1
-                    q += 1
+            if mode == SALIENCY:
+                out[r] = _row_saliency(f, lin[b], pair[b], att, sh, dl, poff[b], poff[b + 1],
+                                       y[r], loss_id)
+            else:
+                out[r] = f
 
 
 # ------------------------------------------------------------- SMFM selection: pair cache
@@ -592,10 +556,10 @@ def pair_cache(top, T, H, t):
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, kid, K, UC, PC,
                         out):
-    """afm_saliency with a pair cache: UC, PC = pair_cache(top, ...) of K features, kid[j] the
-    position of feature j in ``top`` or -1.  A pair of two cached features takes its
+    """afm_rows' SALIENCY with a pair cache: UC, PC = pair_cache(top, ...) of K features,
+    kid[j] the position of feature j in ``top`` or -1.  A pair of two cached features takes its
     pre-activations and p . e from the cache; the other pairs go through one matrix product per
-    chunk as in afm_saliency.  The same saliency up to rounding (x_i x_k (W e) instead of
+    chunk as in afm_rows.  The same saliency up to rounding (x_i x_k (W e) instead of
     W (x_i x_k e))."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
