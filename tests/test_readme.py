@@ -1,0 +1,22 @@
+"""The README's Python examples run verbatim (a newcomer copies them)."""
+import pathlib
+import re
+import warnings
+
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_has_examples():
+    assert BLOCKS
+
+
+@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_example_runs(code, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    assert capsys.readouterr().out  # the examples print their results
