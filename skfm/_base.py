@@ -217,11 +217,34 @@ class BaseFactorizationMachine(BaseEstimator):
         """Per-row saliency of SMFM Eq. (5) under the fitted model.
 
         ``S(x, y) = sum_i x_i dL(f(x), y)/dx_i``, the derivative of the loss along the row,
-        summed over the outputs of a multiclass (one-vs-rest) model.
+        summed over the outputs of a multiclass (one-vs-rest) model.  It is what
+        ``augmentation="saliency"`` maximises over its candidate mixed rows.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows, as for ``predict``.
+        y : array-like of shape (n_samples,)
+            Their targets: class labels seen in ``fit`` (classifiers) or real values
+            (regressors).  The loss L is the one the model trains on (logistic per class,
+            squared for regression), in inference mode (no dropout, batch norm's running
+            statistics).
 
         Returns
         -------
         saliency : ndarray of shape (n_samples,)
+            S for every row, in loss units.
+
+        Notes
+        -----
+        By the chain rule ``S = d/dt L(f(t x), y)`` at ``t = 1``: how fast the row's loss
+        changes when the row is scaled up.  ``S > 0``: strengthening the row's features would
+        increase its loss, i.e. the row's features push the prediction away from its target;
+        ``S < 0``: they push it towards the target; ``|S|`` near 0: the loss is flat along the
+        row (a well-fitted row, or one the model hardly responds to).  For FM,
+        ``S = L'(f) (sum_i w_i x_i + 2 sum_{i<j} <v_i, v_j> x_i x_j)``, with ``L'(f) =
+        sigmoid(f) - y`` for the logistic loss and ``f - y`` for the squared loss; a row's sign
+        flips with the sign of its error.
         """
         check_is_fitted(self)
         X = self._validate_X_predict(X)

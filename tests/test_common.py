@@ -77,6 +77,26 @@ def test_same_model_whatever_n_jobs(entry):
     assert a.loss_curve_ == b.loss_curve_
 
 
+# --------------------------------------------------------------------------- saliency
+@entries
+def test_saliency_is_the_derivative_of_the_loss_along_the_row(entry):
+    """saliency(X, y) = d/dt L(f(t x), y) at t = 1 (the chain rule behind SMFM Eq. 5, which
+    the docstring uses to explain its sign), by central differences of the estimator's own
+    predictions: logistic loss on decision_function, squared loss on predict."""
+    est, X, y = _fitted(entry, n_jobs=1)
+    X = X.astype(np.float64)
+
+    def loss(t):
+        f = _output(est, X * t)
+        if entry.task == "classifier":
+            return np.logaddexp(0.0, f) - (y == est.classes_[1]) * f
+        return 0.5 * (f - y) ** 2
+
+    h = 1e-6
+    fd = (loss(1 + h) - loss(1 - h)) / (2 * h)
+    np.testing.assert_allclose(est.saliency(X, y), fd, rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------- bad input
 @entries
 def test_bad_input_raises(entry):
