@@ -170,6 +170,9 @@ class BaseFactorizationMachine(BaseEstimator):
         """y -> (n, n_outputs) float64 Fortran array of training targets."""
         raise NotImplementedError
 
+    def _init_intercepts(self, Y, sw):
+        """Starting intercepts from the training targets (first fit only); default: 0."""
+
     # ------------------------------------------------------------------ public API
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -389,6 +392,8 @@ class BaseFactorizationMachine(BaseEstimator):
         validation = None
         if self.early_stopping and not partial:
             Xc, Y, sw, validation = self._split(Xc, Y, sw, y, rng, first_call)
+        if first_call:
+            self._init_intercepts(Y, sw)
         return fit_epochs(self, core, Xc, Y, sw, rng, epochs, first_call=first_call,
                           partial=partial, validation=validation)
 
@@ -550,6 +555,17 @@ class FMRegressorMixin(RegressorMixin):
     def _encode_targets(self, y, first_call, classes=None):
         y = np.asarray(y, dtype=np.float64)
         return np.asfortranarray(y.reshape(-1, 1))
+
+    def _init_intercepts(self, Y, sw):
+        # w0 starts at the weighted mean target (of the training rows, after any early-stopping
+        # split): with w0 = 0, targets far from 0 (say around 200,000) cost the optimizer most
+        # of its steps to shift the intercept, and R^2 stayed near 0
+        total = float(np.sum(sw))
+        if total > 0:
+            mean = float(np.dot(sw, Y[:, 0])) / total
+            if np.isfinite(mean):
+                for p in self._params:
+                    p["w0"][0] = mean
 
     def _encode_targets_predict(self, y, n):
         y = column_or_1d(np.asarray(y, dtype=np.float64))

@@ -101,8 +101,10 @@ SHARED_PARAMS = (
           "v_j)`` of the features present in a minibatch (lazy regularisation, as libFM's "
           "SGD).  The intercept is not penalised."),
     Param("init_std", 0.01, _non_negative(Real), "float",
-          "Standard deviation of the normal initialisation of the factors (w and w0 start at "
-          "0)."),
+          {"classifier": "Standard deviation of the normal initialisation of the factors (w "
+                         "and w0 start at 0).",
+           "regressor": "Standard deviation of the normal initialisation of the factors (w "
+                        "starts at 0, w0 at the weighted mean of the training targets)."}),
     Param("shuffle", True, ["boolean"], "bool",
           "Shuffle the rows (originals and augmented) every epoch."),
     Param("random_state", None, ["random_state"], "int, RandomState instance or None",

@@ -97,6 +97,23 @@ def test_saliency_is_the_derivative_of_the_loss_along_the_row(entry):
     np.testing.assert_allclose(est.saliency(X, y), fd, rtol=1e-5, atol=1e-6)
 
 
+# --------------------------------------------------------------------------- intercept
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.task == "regressor"],
+                         ids=lambda e: e.name)
+def test_regressors_are_equivariant_to_a_shift_of_the_target(entry):
+    """w0 starts at the weighted mean target, so targets around 100,000 train the model that
+    targets around 0 do, shifted (with w0 = 0 a shifted target took the optimizer's steps to
+    move the intercept and R^2 fell far below 0)."""
+    X, y = _data(entry)
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    kw = {**entry.fast, "random_state": 0, "n_jobs": 1}
+    a = entry.cls(**kw).fit(X, y, sample_weight=sw)
+    b = entry.cls(**kw).fit(X, y + 1e5, sample_weight=sw)
+    np.testing.assert_allclose(b.predict(X) - 1e5, a.predict(X), rtol=0, atol=1e-5)
+    assert b.score(X, y + 1e5, sample_weight=sw) == pytest.approx(
+        a.score(X, y, sample_weight=sw), abs=1e-6)
+
+
 # --------------------------------------------------------------------------- bad input
 @entries
 def test_bad_input_raises(entry):

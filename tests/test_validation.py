@@ -552,9 +552,10 @@ def test_continued_fit_on_shifted_data_is_not_divergence(reg_data):
         warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter reached
         reg.fit(X, y + 3000)
     assert abs(np.mean(reg.predict(X)) - 3000 - np.mean(y)) < 50
+    n_iter = reg.n_iter_  # (it may stop early: w0 starts at the mean target)
     reg.partial_fit(X[:32], y[:32])
     reg.set_params(warm_start=True, max_iter=1).fit(X, y)
-    assert reg.n_iter_ == 42
+    assert reg.n_iter_ == n_iter + 2
 
 
 def test_stored_zeros_are_dropped_with_canonicalisation():
