@@ -490,6 +490,14 @@ def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validat
         if not np.isfinite(est._decision(probe)).all():
             diverged(est, f"after epoch {est.n_iter_}", "model outputs")
     if not partial and not stopped:
+        if est.early_stopping:
+            advice = ("the validation score was still improving: a larger max_iter may help")
+        else:
+            # training loss still falling says nothing about held-out rows: more epochs of a
+            # factorization machine on sparse data often overfit, so do not advise them
+            advice = ("the training loss was still improving, which does not mean that more "
+                      "epochs would predict better (they often overfit); to choose the number "
+                      "of epochs on held-out rows, use early_stopping=True")
         warnings.warn(f"Stochastic optimizer: maximum iterations ({epochs}) reached and the "
-                      "optimization hasn't converged yet.", ConvergenceWarning)
+                      f"optimization hasn't converged yet: {advice}.", ConvergenceWarning)
     return est

@@ -140,9 +140,16 @@ def test_decision_matches_fm_formula(Est):
 
 
 def test_max_iter_reached_warns():
+    """The warning does not advise more epochs on the training loss alone (they often
+    overfit): it points to early stopping; with early stopping, to a larger max_iter."""
     X, y = binary_data()
-    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+    with pytest.warns(ConvergenceWarning, match="maximum iterations") as rec:
         FMClassifier(max_iter=2, random_state=0).fit(X, y)
+    msg = str(rec[0].message)
+    assert "use early_stopping=True" in msg and "larger max_iter" not in msg
+    with pytest.warns(ConvergenceWarning, match="validation score was still improving"):
+        FMClassifier(max_iter=2, early_stopping=True, n_iter_no_change=5,
+                     random_state=0).fit(X, y)
 
 
 @pytest.mark.parametrize("Preset, Base, augmentation", PRESETS,
