@@ -20,3 +20,14 @@ def test_readme_example_runs(code, capsys):
         warnings.simplefilter("ignore", ConvergenceWarning)
         exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
     assert capsys.readouterr().out  # the examples print their results
+
+
+def test_demo_runs_and_reports_every_method(capsys):
+    """``python -m skfm`` (the README's main job), on fewer epochs: it announces the one-time
+    compilation, then prints one row per method."""
+    from skfm.__main__ import METHODS, main
+    main(["--epochs", "2"])
+    out = capsys.readouterr().out
+    assert "preparing skfm's Numba kernels" in out and "ready in" in out
+    for name, _, _ in METHODS:
+        assert f"\n{name} " in out
