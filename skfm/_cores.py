@@ -16,7 +16,7 @@ estimator.  The estimator builds its core with ``_make_core()``.  Every core pro
 and may provide ``select_partners`` (a closed-form SMFM candidate selector).  Every model trains
 on the one minibatch skeleton (skfm._kernels.skeleton) with its own spec and hooks; NFM, AFM and
 DeepFM (skfm._nfm, skfm._afm, skfm._deepfm) plug in here with their own parameter dicts and
-kernels, AFM and DeepFM through :class:`SkeletonCore`.  Kernels get the
+kernels, through :class:`SkeletonCore`.  Kernels get the
 rows (``CSRData``, the training ``block``) and targets as read-only views and the parameters as
 they are (see ``skfm._trainer.readonly``).
 """
@@ -82,29 +82,36 @@ class FMCore:
 class SkeletonCore:
     """Training methods of a core whose kernels run on the minibatch skeleton
     (skfm._kernels.skeleton): ``w0`` and the table ``T`` as FM's (T's rows updated lazily) and a
-    flat float64 ``H`` of dense parameters, updated every step.  A subclass provides
-    ``spec(params, epoch=0, train=True)``, the spec namedtuple its skeleton hooks are registered
-    for (``train``: dropout and, where the model has it, batch norm's batch statistics)."""
+    flat float64 array of dense parameters, ``params[self.dense]`` ("H"; NFM's is "head"),
+    updated every step.  A subclass provides ``spec(params, epoch=0, train=True)``, the spec
+    namedtuple its skeleton hooks are registered for (``train``: dropout and, where the model
+    has it, batch norm's batch statistics)."""
 
-    @staticmethod
-    def init_state(params, solver):  # w0 and the lazily updated table as FM, H densely
-        return dict(FMCore.init_state(params, solver), H=np.zeros((2, params["H"].shape[0])))
+    dense = "H"
+
+    def init_state(self, params, solver):  # w0 and the lazily updated table as FM, H densely
+        return dict(FMCore.init_state(params, solver),
+                    **{self.dense: np.zeros((2, params[self.dense].shape[0]))})
 
     def batch_gradient(self, params, X, y, sw, loss_id, alpha, train=True, epoch=0):
         """(objective, d/dw0, unique features, their T-gradient rows (n_unique, 1 + d), d/dH) of
         all rows of X as one batch at step 0 of ``epoch`` (for tests), along the training code
         path, nothing updated; the objective is skeleton.batch_gradient's."""
+        return self._batch_gradient(params, X, y, sw, loss_id, alpha,
+                                    self.spec(params, epoch, train))
+
+    def _batch_gradient(self, params, X, y, sw, loss_id, alpha, spec):
         slot = np.full(X.n_features, -1, np.int32)
         # read-only rows, as training passes its gathered rows: the same compiled kernels
         return skeleton.batch_gradient(X.indptr, X.indices, X.data, readonly_float64(y),
                                        readonly_float64(sw), params["w0"], params["T"],
-                                       params["H"], loss_id, alpha, slot,
-                                       self.spec(params, epoch, train))
+                                       params[self.dense], loss_id, alpha, slot, spec)
 
     def train_epoch(self, params, state, block, hp, slots):
+        H = self.dense
         loss, steps, status = skeleton.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], params["H"], state["w0"],
-            state["T"], state["H"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
+            *block, hp["batch_size"], params["w0"], params["T"], params[H], state["w0"],
+            state["T"], state[H], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"], hp["beta_2"],
             hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots,
             self.spec(params, hp.get("epoch", 0)))
         state["t"] += steps

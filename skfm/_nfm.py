@@ -4,10 +4,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._cores import SOLVERS, FMCore
+from ._cores import SkeletonCore
 from ._kernels import mlp as kmlp
 from ._kernels import nfm as knfm
-from ._kernels import skeleton
 from ._platform import Model, Param, make_estimator
 from ._trainer import readonly_float64
 
@@ -44,12 +43,13 @@ def nfm_layout(d, hidden, batch_norm):
     return lay, off + sizes[-1]
 
 
-class NFMCore:
+class NFMCore(SkeletonCore):
     """NFM: ``w0`` (1,), ``T`` = [w | V] (n_features, 1 + d), the MLP ``head`` (flat float64:
     per hidden layer W, b (, gamma, beta), then h), its ``layout``, BN running ``bn_mean`` /
     ``bn_var`` and the dropout ``seed``."""
 
     name = "nfm"
+    dense = "head"
 
     def __init__(self, hidden_layer_sizes=(64,), activation="relu", dropout_bi=0.0,
                  dropout_hidden=0.0, batch_norm=False):
@@ -82,11 +82,6 @@ class NFMCore:
         return {"w0": np.zeros(1), "T": T, "head": head, "layout": lay,
                 "bn_mean": np.zeros(width), "bn_var": np.ones(width),
                 "seed": np.array([rng.integers(0, 2**62)], np.int64)}
-
-    @staticmethod
-    def init_state(params, solver):  # w0 and the lazily updated table as FM, head densely
-        return dict(FMCore.init_state(params, solver),
-                    head=np.zeros((2, params["head"].shape[0])))
 
     @staticmethod
     def _static(params):
@@ -135,21 +130,8 @@ class NFMCore:
     def batch_gradient(self, params, X, y, sw, loss_id, alpha, train=False):
         """(objective, d/dw0, unique features, their T-gradient rows, d/dhead) of all rows of X
         as one batch, without dropout (for tests); ``train``: BN batch statistics."""
-        slot = np.full(X.n_features, -1, np.int32)
-        # read-only rows, as training passes its gathered rows: the same compiled kernels
-        return skeleton.batch_gradient(X.indptr, X.indices, X.data, readonly_float64(y),
-                                       readonly_float64(sw), params["w0"], params["T"],
-                                       params["head"], loss_id, alpha, slot,
-                                       self.spec(params, train=train, dropout=False))
-
-    def train_epoch(self, params, state, block, hp, slots):
-        loss, steps, status = skeleton.train_epoch(
-            *block, hp["batch_size"], params["w0"], params["T"], params["head"], state["w0"],
-            state["T"], state["head"], SOLVERS[hp["solver"]], hp["lr"], hp["beta_1"],
-            hp["beta_2"], hp["epsilon"], state["t"], hp["loss_id"], hp["alpha"], slots,
-            self.spec(params, hp.get("epoch", 0)))
-        state["t"] += steps
-        return loss, steps, status
+        return self._batch_gradient(params, X, y, sw, loss_id, alpha,
+                                    self.spec(params, train=train, dropout=False))
 
 
 def _hidden_tuple(hidden):
@@ -173,8 +155,9 @@ def hidden_layers(estimator, min_layers=0):
 
 
 def _nfm_core(estimator, fields):
-    return NFMCore(hidden_layers(estimator), estimator._fitted_or_current("activation"), estimator.dropout_bi,
-                   estimator.dropout_hidden, estimator._fitted_or_current("batch_norm"))
+    return NFMCore(hidden_layers(estimator), estimator._fitted_or_current("activation"),
+                   estimator.dropout_bi, estimator.dropout_hidden,
+                   estimator._fitted_or_current("batch_norm"))
 
 
 NFM = Model(
