@@ -3,6 +3,7 @@ import pathlib
 import re
 import warnings
 
+import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
@@ -26,8 +27,14 @@ def test_demo_runs_and_reports_every_method(capsys):
     """``python -m skfm`` (the README's main job), on fewer epochs: it announces the one-time
     compilation, then prints one row per method."""
     from skfm.__main__ import METHODS, main
-    main(["--epochs", "2"])
+    aucs = main(["--max-iter", "2"])
     out = capsys.readouterr().out
     assert "preparing skfm's Numba kernels" in out and "ready in" in out
-    for name, _, _ in METHODS:
-        assert f"\n{name} " in out
+    assert "\nLogisticRegression() " in out
+    for _, Est in METHODS:
+        assert f"\n{Est.__name__}() " in out
+    # the closing line is computed from the table, whichever way it comes out
+    names = [name for name, _ in METHODS]
+    best = names[int(np.argmax(aucs))]
+    assert f"Best test AUC here: {best}." in out
+    assert f"SMFM - FM = {aucs[names.index('SMFM')] - aucs[names.index('FM')]:+.4f}" in out

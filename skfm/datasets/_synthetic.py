@@ -176,8 +176,9 @@ def make_frappe_like(n_samples=200000, *, n_factors=8, dtype=np.float32, random_
 
 
 def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_context=2,
-                      context_size=10, n_factors=4, holdout=0.5, scale=1.5, dtype=np.float64,
-                      random_state=None, return_params=False, return_fields=False):
+                      context_size=10, context_sizes=None, skew=0.0, n_factors=4, holdout=0.5,
+                      scale=1.5, dtype=np.float64, random_state=None, return_params=False,
+                      return_fields=False):
     """The case MixFM targets: user-item interactions never observed in training.
 
     Rows have a user, an item and ``n_context`` context fields (one-hot).  Labels come from a
@@ -196,6 +197,13 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
         Number of context fields.
     context_size : int, default=10
         Values of each context field.
+    context_sizes : list of int, default=None
+        Values of each context field, one entry per field (then ``n_context`` and
+        ``context_size`` are not used).
+    skew : float, default=0.0
+        Zipf-like popularity of the values of every field, ``p_k ~ 1 / (k + 1)**skew`` (0:
+        uniform): with ``skew`` near 1 a few users, items and context values are frequent and
+        most are rare, as in real interaction logs.
     holdout : float, default=0.5
         Fraction of the (user, item) pairs held out of training, in (0, 1).
     scale : float, default=1.5
@@ -205,7 +213,7 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
 
     Returns
     -------
-    X_train, X_test : CSR matrices with n_users + n_items + n_context * context_size columns
+    X_train, X_test : CSR matrices with n_users + n_items + (the context fields' sizes) columns
     y_train, y_test : ndarrays of {0, 1}
     fields : ndarray of int64, shape (n_features,)
         Only when ``return_fields``: the users' columns are field 0, the items' field 1, then
@@ -216,25 +224,36 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
     rs = check_random_state(random_state)
     if not 0.0 < holdout < 1.0:
         raise ValueError("holdout must be in (0, 1).")
-    sizes = np.array([n_users, n_items] + [context_size] * n_context, dtype=np.int64)
+    if context_sizes is None:
+        context_sizes = [context_size] * n_context
+    sizes = _field_sizes(None, None, [n_users, n_items, *context_sizes])
     n_features = int(sizes.sum())
     params = _planted_fm(n_features, n_factors, rs, scale)
     unseen = rs.random_sample((n_users, n_items)) < holdout
+    if skew:  # Zipf-like popularity, popular values scattered over each field's ids
+        popularity = [(rs.permutation(k), 1.0 / np.arange(1, k + 1) ** skew) for k in sizes]
+        popularity = [(perm, p / p.sum()) for perm, p in popularity]
+
+    def values(f, n):
+        if not skew:
+            return rs.randint(sizes[f], size=n)
+        perm, p = popularity[f]
+        return perm[rs.choice(sizes[f], size=n, p=p)]
 
     def draw(n, want_unseen):
         cols = np.empty((n, len(sizes)), dtype=np.int64)
         filled = 0
         while filled < n:
-            u = rs.randint(n_users, size=2 * n)
-            i = rs.randint(n_items, size=2 * n)
+            u, i = values(0, 2 * n), values(1, 2 * n)
             keep = unseen[u, i] == want_unseen
             take = min(n - filled, int(keep.sum()))
             cols[filled:filled + take, 0] = u[keep][:take]
             cols[filled:filled + take, 1] = n_users + i[keep][:take]
             filled += take
         off = n_users + n_items
-        for c in range(n_context):
-            cols[:, 2 + c] = off + c * context_size + rs.randint(context_size, size=n)
+        for c in range(len(sizes) - 2):
+            cols[:, 2 + c] = off + values(2 + c, n)
+            off += sizes[2 + c]
         X = _one_hot(cols, n_features, dtype)
         return X
 
