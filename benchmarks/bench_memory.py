@@ -30,7 +30,8 @@ def child(method, rows, epochs, n_jobs):
     warnings.simplefilter("ignore", ConvergenceWarning)
     X, y = make_frappe_like(rows, random_state=0, dtype=np.float32)
     kw = dict(n_factors=64, learning_rate_init=1e-3, batch_size=2048, n_candidates=10,
-              mix_ratio=1.0, augmentation=METHODS[method], random_state=0, n_jobs=n_jobs)
+              mix_ratio=1.0, augmentation=METHODS[method], random_state=0, n_jobs=n_jobs,
+              early_stopping=False)
     FMClassifier(**dict(kw, max_iter=1)).fit(X[:3000], y[:3000])  # JIT warm-up
     before = peak_mb()
     FMClassifier(**dict(kw, max_iter=epochs)).fit(X, y)

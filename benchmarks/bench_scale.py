@@ -52,7 +52,7 @@ def epoch_seconds(X, y, d, n_jobs, epochs=2):
     (warm start: the timed call continues training, as later epochs of one long fit do)."""
     est = FMClassifier(n_factors=d, learning_rate_init=1e-3, batch_size=2048, max_iter=1,
                        tol=0.0, n_iter_no_change=epochs + 1, random_state=0, n_jobs=n_jobs,
-                       warm_start=True)
+                       warm_start=True, early_stopping=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)

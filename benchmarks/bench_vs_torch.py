@@ -191,6 +191,7 @@ def skfm_estimator(a, method, threads, epochs, model="fm"):
     return C.skfm_class(name, aug)(
         n_factors=a.dim, solver="adam", learning_rate_init=a.lr, batch_size=a.batch,
         max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
+        early_stopping=False,
         random_state=a.seed, n_jobs=threads, augmentation=aug, mix_alpha=0.5, mix_beta=0.5,
         mix_ratio=1.0, n_candidates=a.n_candidates, **options)
 

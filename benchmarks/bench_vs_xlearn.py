@@ -96,6 +96,7 @@ def skfm_estimator(a, solver, threads, epochs):
     return skfm.FMClassifier(n_factors=a.dim, solver=solver, learning_rate_init=lr,
                              batch_size=2048, max_iter=epochs, tol=0.0,
                              n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
+                             early_stopping=False,
                              random_state=0, n_jobs=threads)
 
 

@@ -47,9 +47,13 @@ DEFAULT_DIR = os.path.join(HERE, "..", "..", "shared", "data", "frappe")
 METHODS = {"fm": ("FM", None), "copy": ("CopyFM", "copy"), "mix": ("MixFM", "mix"),
            "sm": ("SMFM", "saliency")}
 # FM variants (SMFM paper Table 2): the model, and the settings the papers state
-MODELS = {"fm": ("FM", {}), "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu"}),
-          "afm": ("AFM", {"attention_factor": 64}),
-          "deepfm": ("DeepFM", {"hidden_layer_sizes": (64, 64), "activation": "relu"})}
+# torch_ref's models: no dropout, no batch norm (pinned: skfm's NFM and DeepFM defaults have them)
+MODELS = {"fm": ("FM", {}),
+          "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu", "dropout_bi": 0.0,
+                          "dropout_hidden": 0.0, "batch_norm": False}),
+          "afm": ("AFM", {"attention_factor": 64, "dropout": 0.0, "attention_alpha": 0.0}),
+          "deepfm": ("DeepFM", {"hidden_layer_sizes": (64, 64), "activation": "relu",
+                                "dropout": 0.0, "batch_norm": False})}
 
 
 def estimator_class(model):
@@ -86,7 +90,7 @@ def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm", verb
     """Paper protocol: train ``epochs`` epochs, score the test split after each one."""
     params = {**PAPER, **MODELS[model][1], **(overrides or {})}  # later ones win
     est = estimator_class(model)(**params, augmentation=aug, random_state=seed, n_jobs=n_jobs,
-                                 max_iter=1, warm_start=True)
+                                 max_iter=1, warm_start=True, early_stopping=False)
     aucs, seconds = [], 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -111,7 +115,8 @@ def tuned(Xtr, ytr, Xte, yte, aug, seed, alphas, max_epochs, patience, n_jobs, m
         params = {**PAPER, **MODELS[model][1], **(overrides or {}), "alpha": alpha}
         est = estimator_class(model)(**params, augmentation=aug, random_state=seed,
                                      n_jobs=n_jobs, max_iter=max_epochs, early_stopping=True,
-                                     validation_fraction=0.1, n_iter_no_change=patience, tol=0.0)
+                                     validation_fraction=0.1, n_iter_no_change=patience, tol=0.0,
+                                     final_epochs=0)
         t0 = time.perf_counter()
         est.fit(Xtr, ytr)
         sec = time.perf_counter() - t0

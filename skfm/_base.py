@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
@@ -17,7 +18,12 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
-from ._trainer import CSRData, TrainingDivergedError, fit_epochs, numba_threads, readonly
+from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, numba_threads,
+                       readonly)
+
+#: ``early_stopping="auto"`` turns early stopping on for fits on more rows than this (the
+#: threshold of scikit-learn's HistGradientBoosting estimators)
+EARLY_STOPPING_AUTO_ROWS = 1_000
 
 __all__ = ["BaseFactorizationMachine", "FMClassifierMixin", "FMRegressorMixin",
            "TrainingDivergedError", "check_sparse_structure", "finite_output", "to_csr_data"]
@@ -342,6 +348,7 @@ class BaseFactorizationMachine(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, incremental, epochs, classes, partial):
         first_call = not incremental
+        weighted = sample_weight is not None  # a scorer gets the weights only if given
         if not first_call:
             self._check_structure(partial)
         try:
@@ -362,8 +369,10 @@ class BaseFactorizationMachine(BaseEstimator):
             if first_call:
                 self._fitted_structure = self._structure()
             core = self._make_core()  # checks the model's own options
-            if self.early_stopping and not partial:
+            early = self._early_stopping_on(X.shape[0], partial)
+            if early:
                 _validation_rows(X.shape[0], self.validation_fraction)  # enough rows to split?
+                scorer = self._validation_scorer()
         except Exception:
             if first_call:  # a refit that fails its checks must not leave the old model half
                 self._forget()  # overwritten (classes_, n_features_in_): it is unfitted
@@ -390,16 +399,42 @@ class BaseFactorizationMachine(BaseEstimator):
         self._states_solver = self.solver
 
         validation = None
-        if self.early_stopping and not partial:
-            Xc, Y, sw, validation = self._split(Xc, Y, sw, y, rng, first_call)
+        if early:
+            X_all, Y_all, sw_all = Xc, Y, sw
+            Xc, Y, sw, validation = self._split(X, Xc, Y, sw, y, rng, first_call, scorer,
+                                                weighted)
         if first_call:
             self._init_intercepts(Y, sw)
-        return fit_epochs(self, core, Xc, Y, sw, rng, epochs, first_call=first_call,
-                          partial=partial, validation=validation)
+        fit_epochs(self, core, Xc, Y, sw, rng, epochs, first_call=first_call, partial=partial,
+                   validation=validation)
+        if early and self.final_epochs and not self.warm_start:
+            # the best epoch's model, then final_epochs over every row: the held-out rows are
+            # not lost to the model (features seen only there are learnt)
+            fit_epochs(self, core, X_all, Y_all, sw_all, rng, self.final_epochs,
+                       first_call=False, partial=True, final=True)
+        return self
 
-    def _split(self, Xc, Y, sw, y, rng, first_call):
-        """(training rows, their Y and sw, (validation rows, Y, sw)) of the early-stopping
-        split: stratified for classifiers where every class can be on both sides."""
+    def _early_stopping_on(self, n_samples, partial):
+        """Whether this fit holds out rows and stops early: ``early_stopping=True``, or "auto"
+        on more than EARLY_STOPPING_AUTO_ROWS rows (as HistGradientBoosting's "auto"); never in
+        partial_fit."""
+        if partial:
+            return False
+        if isinstance(self.early_stopping, str):  # "auto"
+            return n_samples > EARLY_STOPPING_AUTO_ROWS
+        return bool(self.early_stopping)
+
+    def _validation_scorer(self):
+        """None for ``scoring="loss"`` (the negative mean training loss), else the scikit-learn
+        scorer of ``scoring`` (None: the estimator's ``score``)."""
+        if isinstance(self.scoring, str) and self.scoring == "loss":
+            return None
+        return check_scoring(self, self.scoring)
+
+    def _split(self, X, Xc, Y, sw, y, rng, first_call, scorer, weighted):
+        """(training rows, their Y and sw, Validation of the held-out rows) of the
+        early-stopping split: stratified for classifiers where every class can be on both
+        sides."""
         n = Xc.n_rows
         n_va = _validation_rows(n, self.validation_fraction)
         n_classes = len(np.unique(y)) if self._loss_id == LOGISTIC else 0
@@ -417,8 +452,10 @@ class BaseFactorizationMachine(BaseEstimator):
                 f"early_stopping needs at least one training and one validation row; got "
                 f"{n} rows with validation_fraction={self.validation_fraction}.")
         tr = np.sort(tr)
-        return (Xc.take(tr), np.asfortranarray(Y[tr]), sw[tr],
-                (Xc.take(va), Y[va], sw[va]))
+        validation = Validation(Xc.take(va), Y[va], sw[va], scorer,
+                                X[va] if scorer is not None else None,
+                                np.asarray(y)[va] if scorer is not None else None, weighted)
+        return Xc.take(tr), np.asfortranarray(Y[tr]), sw[tr], validation
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_params")

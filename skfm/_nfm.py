@@ -184,8 +184,10 @@ NFM = Model(
         Param("activation", "relu", [StrOptions(set(ACTIVATIONS))],
               '{"relu", "tanh", "logistic", "identity"}', "Activation of the hidden layers.",
               structural=True),
-        Param("dropout_bi", 0.0, [Interval(Real, 0, 1, closed="left")], "float in [0, 1)",
-              "Dropout ratio on the Bi-Interaction vector (training only, inverted scaling)."),
+        Param("dropout_bi", 0.5, [Interval(Real, 0, 1, closed="left")], "float in [0, 1)",
+              "Dropout ratio on the Bi-Interaction vector (training only, inverted scaling).  "
+              "0.5, the NFM paper's setting, with ``learning_rate_init=3e-3``: on Frappe test "
+              "AUC 0.9537 against 0.9279 without dropout at 1e-3 (user guide, \"Defaults\")."),
         Param("dropout_hidden", 0.0, [Interval(Real, 0, 1, closed="left")], "float in [0, 1)",
               "Dropout ratio on the output of every hidden layer."),
         Param("batch_norm", False, ["boolean"], "bool",
@@ -209,6 +211,7 @@ NFM = Model(
     """,
     example={"n_factors": 4, "hidden_layer_sizes": (16,), "max_iter": 10},
     fast={"n_factors": 3, "hidden_layer_sizes": (8,), "max_iter": 3, "batch_size": 32},
+    defaults={"learning_rate_init": 3e-3},
 )
 
 NFMClassifier = make_estimator(NFM, "classifier")

@@ -81,22 +81,22 @@ def _fields_kind(fields):
 
 #: the parameters of every model, in the order of the signatures
 SHARED_PARAMS = (
-    Param("n_factors", 8, _non_negative(Integral), "int",
+    Param("n_factors", 64, _non_negative(Integral), "int",
           "Embedding size d (columns of ``factors_``); 0 gives a linear model.",
           structural=True),
     Param("solver", "adam", [StrOptions({"adam", "adagrad", "sgd"})], '{"adam", "adagrad", "sgd"}',
           "Lazy optimizer: only the parameter rows of the features present in a minibatch are "
           "updated.  Adam's bias correction uses the global step count (as ``SparseAdam``)."),
-    Param("learning_rate_init", 0.01, _positive(Real), "float", "Step size."),
+    Param("learning_rate_init", 1e-3, _positive(Real), "float", "Step size."),
     Param("batch_size", "auto", [StrOptions({"auto"}), *_at_least_one()], 'int or "auto"',
-          'Rows per minibatch; "auto" is ``min(256, n_samples)``.'),
+          'Rows per minibatch; "auto" is ``min(2048, n_samples)``.'),
     Param("max_iter", 100, _at_least_one(), "int",
           "Maximum number of epochs (passes over the original rows plus the augmented rows)."),
     Param("tol", 1e-4, _non_negative(Real), "float",
           "Training stops when the training loss (or the validation score with "
           "``early_stopping``) has not improved by at least ``tol`` for ``n_iter_no_change`` "
           "consecutive epochs."),
-    Param("alpha", 1e-5, _non_negative(Real), "float",
+    Param("alpha", 1e-4, _non_negative(Real), "float",
           "L2 penalty; its gradient ``alpha * theta_j`` is added to the rows ``theta_j = (w_j, "
           "v_j)`` of the features present in a minibatch (lazy regularisation, as libFM's "
           "SGD).  The intercept is not penalised."),
@@ -110,22 +110,47 @@ SHARED_PARAMS = (
     Param("random_state", None, ["random_state"], "int, RandomState instance or None",
           "Seeds initialisation, shuffling, the validation split and augmentation.  The same "
           "value gives the same model, whatever ``n_jobs``."),
-    Param("early_stopping", False, ["boolean"], "bool", {
+    Param("early_stopping", "auto", [StrOptions({"auto"}), "boolean"], '"auto" or bool', {
         "classifier":
-            "Hold out ``validation_fraction`` of the rows (stratified when every class has at "
-            "least 2 rows and both parts can hold every class), stop when the validation score "
-            "stops improving and restore the parameters of the best epoch.  The validation "
-            "score is the negative (sample-weighted) mean log-loss; for multiclass, of the sum "
-            "of the one-vs-rest binary log-losses (not the multiclass log-loss of "
-            "``predict_proba``).",
+            "True: hold out ``validation_fraction`` of the rows (stratified when every class "
+            "has at least 2 rows and both parts can hold every class), stop when the "
+            "validation score (``scoring``) has not improved by ``tol`` for "
+            "``n_iter_no_change`` epochs, restore the parameters of the best epoch, then train "
+            "``final_epochs`` epochs over all the rows.  \"auto\": on for fits on more than "
+            "1,000 rows (100 held out): without it, training to ``max_iter`` overfits the "
+            "log-loss on every set of the suite above 1,000 rows (user guide, \"Defaults\").  "
+            "Never in ``partial_fit``.",
         "regressor":
-            "Hold out ``validation_fraction`` of the rows, stop when the validation score stops "
-            "improving and restore the parameters of the best epoch.  The validation score is "
-            "the negative (sample-weighted) mean half squared error."}),
+            "True: hold out ``validation_fraction`` of the rows, stop when the validation "
+            "score (``scoring``) has not improved by ``tol`` for ``n_iter_no_change`` epochs, "
+            "restore the parameters of the best epoch, then train ``final_epochs`` epochs over "
+            "all the rows.  \"auto\": on for fits on more than 1,000 rows (100 held out), "
+            "as for the classifiers (user guide, \"Defaults\").  Never in ``partial_fit``."}),
+    Param("scoring", "loss", [str, callable, None], 'str, callable or None', {
+        "classifier":
+            "Validation score of early stopping.  \"loss\": the negative (sample-weighted) "
+            "mean log-loss; for multiclass, of the sum of the one-vs-rest binary log-losses "
+            "(not the multiclass log-loss of ``predict_proba``).  A scorer name (e.g. "
+            "\"roc_auc\", \"average_precision\", see ``sklearn.metrics.get_scorer_names``) or a "
+            "callable ``scorer(estimator, X, y)``: stop on the score the model will be judged "
+            "by.  None: the estimator's ``score`` (accuracy).  A scorer costs one "
+            "``predict_proba`` of the validation rows per epoch.",
+        "regressor":
+            "Validation score of early stopping.  \"loss\": the negative (sample-weighted) "
+            "mean half squared error.  A scorer name (e.g. \"neg_mean_absolute_error\", see "
+            "``sklearn.metrics.get_scorer_names``) or a callable ``scorer(estimator, X, y)``: "
+            "stop on the score the model will be judged by.  None: the estimator's ``score`` "
+            "(R^2).  A scorer costs one ``predict`` of the validation rows per epoch."}),
     Param("validation_fraction", 0.1, [Interval(Real, 0, 1, closed="neither")], "float",
-          "Fraction of rows held out with ``early_stopping``."),
+          "Fraction of rows held out with early stopping."),
     Param("n_iter_no_change", 10, _at_least_one(), "int",
           "Epochs without improvement before stopping."),
+    Param("final_epochs", 2, _non_negative(Integral), "int",
+          "With early stopping, the epochs over all the rows (the held-out ones included) "
+          "after the best epoch's parameters are restored, so that no row is lost to "
+          "validation: features seen only in held-out rows are learnt too.  0 returns the "
+          "best epoch's model.  Not with ``warm_start=True``, whose fits keep the validation "
+          "rows held out for the fits after them."),
     Param("warm_start", False, ["boolean"], "bool",
           "Continue from the previous fit (parameters and optimizer state) instead of starting "
           "anew."),
@@ -199,17 +224,20 @@ _ATTRIBUTES = (
      "Field of each column, ``0..n_fields_-1``, from ``fields`` (given or inferred); None when "
      "``fields=None``.", TASKS),
     ("n_fields_", "int or None", "Number of fields; None when ``fields=None``.", TASKS),
-    ("n_iter_", "int", "Number of epochs run.", TASKS),
+    ("n_iter_", "int", "Number of epochs run (with early stopping, the final epochs over all "
+                       "the rows included).", TASKS),
     ("t_", "int", "Number of optimizer steps (minibatches) taken.", TASKS),
     ("loss_curve_", "list of float",
      "Mean training loss per epoch, over the epoch's original and augmented rows.", TASKS),
     ("best_loss_", "float", "Lowest training loss seen.", TASKS),
     ("validation_scores_", "list of float or None",
-     "Negative mean validation loss per epoch with ``early_stopping``; a warm-started fit "
-     "appends to it (None after a fit without early stopping or a partial_fit) and validates "
-     "on the rows the model's first early-stopping fit held out.", TASKS),
-    ("best_validation_score_", "float or None", "Best validation score with ``early_stopping``.",
-     TASKS),
+     "Validation score (``scoring``; by default the negative mean validation loss) per epoch "
+     "with early stopping; a warm-started fit appends to it (None after a fit without early "
+     "stopping or a partial_fit) and validates on the rows the model's first early-stopping "
+     "fit held out.", TASKS),
+    ("best_validation_score_", "float or None",
+     "Best validation score with early stopping: the score of the restored epoch, before the "
+     "``final_epochs``.", TASKS),
 )
 
 #: augmentation presets: augmentation -> (class-name prefix, title after "<model> <task>")
@@ -217,6 +245,12 @@ PRESETS = {
     "mix": ("Mix", "trained with Mixup (Mix{model}, SMFM paper Alg. 1)"),
     "saliency": ("SM", "trained with saliency-guided Mixup (SM{model}, SMFM paper Alg. 2)"),
 }
+
+#: the defaults an augmentation preset changes, and why (the figures are in the user guide's
+#: "Defaults" section): Mixup regularises, so no L2 penalty (the SMFM paper's setting), and an
+#: augmented epoch takes twice the optimizer steps of a plain one (n original + n augmented
+#: rows), so half the patience waits as many steps
+PRESET_DEFAULTS = {"alpha": 0.0, "n_iter_no_change": 5}
 
 _SMFM_REFERENCE = ("C. Wu et al. Boosting Factorization Machines via Saliency-Guided Mixup. "
                    "arXiv:2206.08661.")
@@ -242,6 +276,8 @@ class Model:
     notes, references : docstring sections (plain text).
     example : constructor arguments of the docstring's example.
     fast : small, fast constructor arguments for tests.
+    defaults : the model's own defaults of shared parameters (e.g. a learning rate), justified
+        in the user guide's "Defaults" by the figures of ``benchmarks/defaults.py``.
     """
 
     name: str
@@ -259,6 +295,7 @@ class Model:
     references: str = ""
     example: dict = dataclasses.field(default_factory=dict)
     fast: dict = dataclasses.field(default_factory=dict)
+    defaults: dict = dataclasses.field(default_factory=dict)
 
     def signature_params(self, augmentation=None):
         """Every parameter of the model's estimators, in signature order, with the model's
@@ -266,7 +303,10 @@ class Model:
         shared = list(SHARED_PARAMS)
         at = [p.name for p in shared].index(self.after) + 1
         params = shared[:at] + list(self.params) + shared[at:]
-        changes = {"augmentation": {"default": augmentation},
+        changes = {**{name: {"default": value} for name, value in self.defaults.items()},
+                   "augmentation": {"default": augmentation},
+                   **{name: {"default": value} for name, value in
+                      (PRESET_DEFAULTS.items() if augmentation else ())},
                    "fields": {"default": "auto" if self.field_aware else None,
                               "doc": SHARED_FIELDS.doc.replace(
                                   "{role}", _FIELDS_ROLE[self.field_aware])}}
@@ -384,10 +424,14 @@ def _docstring(model, task, augmentation, params):
     base = class_name(model.name, task)
     if augmentation:
         title = f"{model.name} {task} {PRESETS[augmentation][1].format(model=model.name)}."
-        preset = f"\n\nIt is :class:`{base}` with ``augmentation=\"{augmentation}\"`` preset."
+        changed = ", ".join(f"``{k}={_default_text(v)}``" for k, v in PRESET_DEFAULTS.items())
+        preset = (f"\n\nIt is :class:`{base}` with ``augmentation=\"{augmentation}\"`` preset, "
+                  f"and {changed}: Mixup regularises (the SMFM paper trains without L2), and "
+                  f"an augmented epoch takes twice the optimizer steps, so half the patience "
+                  f"waits as long (see the user guide's \"Defaults\").")
     else:
         title, preset = model.title.format(task=task) + ".", ""
-    parts = [title, textwrap.dedent(model.summary).strip(), _wrap(_LOSS_DOC[task]) + preset]
+    parts = [title, textwrap.dedent(model.summary).strip(), _wrap(_LOSS_DOC[task] + preset)]
 
     lines = ["Parameters", "----------"]
     for p in params:

@@ -323,9 +323,16 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
 
 
 # ------------------------------------------------------------------------------ the epoch loop
+#: the largest minibatch of batch_size="auto", min(AUTO_BATCH, ceil(n / 10)) rows
+AUTO_BATCH = 2048
+
+
 def settings(est, n_rows):
     """The optimizer settings of the kernels (``hp``) for an estimator's hyperparameters."""
-    batch = min(256, n_rows) if est.batch_size == "auto" else min(est.batch_size, n_rows)
+    if est.batch_size == "auto":  # at least 10 steps an epoch, at most AUTO_BATCH rows
+        batch = min(AUTO_BATCH, -(-n_rows // 10))
+    else:
+        batch = min(est.batch_size, n_rows)
     return {"batch_size": int(batch), "solver": est.solver,
             "lr": float(est.learning_rate_init), "beta_1": float(est.beta_1),
             "beta_2": float(est.beta_2), "epsilon": float(est.epsilon),
@@ -382,6 +389,25 @@ def diverged(est, when, what, how="became non-finite"):
         "reset to unfitted.")
 
 
+class Validation:
+    """The rows early stopping holds out: CSRData ``X``, targets ``Y`` (n, n_outputs) and
+    weights ``sw`` for the loss; with a scikit-learn ``scorer``, the rows as the caller gave
+    them (``X_raw``, labels ``y_raw``), scored with their weights when the fit was
+    ``weighted``."""
+
+    def __init__(self, X, Y, sw, scorer=None, X_raw=None, y_raw=None, weighted=False):
+        self.X, self.Y, self.sw = X, Y, sw
+        self.scorer, self.X_raw, self.y_raw, self.weighted = scorer, X_raw, y_raw, weighted
+
+    def score(self, est):
+        """The current model's validation score (higher is better)."""
+        if self.scorer is None:
+            return -mean_loss(est, self.X, self.Y, self.sw)
+        kw = {"sample_weight": self.sw} if self.weighted else {}
+        with np.errstate(all="ignore"):
+            return float(self.scorer(est, self.X_raw, self.y_raw, **kw))
+
+
 def _start_early_stopping(est, validation, first_call):
     """Early stopping's state before the epochs; returns the parameters to beat (None on a
     first fit)."""
@@ -393,18 +419,21 @@ def _start_early_stopping(est, validation, first_call):
     # a warm-started fit goes on from the fitted model (the last early-stopping fit's best
     # epoch) and keeps it unless one of its own epochs validates better on the validation rows
     best_params = copy.deepcopy(est._params)
-    start_score = -mean_loss(est, *validation)
+    start_score = validation.score(est)
     est.best_validation_score_ = start_score if np.isfinite(start_score) else -np.inf
     return best_params
 
 
-def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validation=None):
+def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validation=None,
+               final=False):
     """Train the estimator's model (``est._params``, ``est._states``) for up to ``epochs``
     epochs on the CSRData rows X with targets Y (n, n_outputs) and weights sw; returns est.
 
     Updates the progress attributes (``n_iter_``, ``t_``, ``loss_curve_``, ``best_loss_``,
     ``validation_scores_``, ``best_validation_score_``).  ``validation`` = (X, Y, sw) of the
-    held-out rows turns on early stopping: the best epoch's parameters are restored.  A fit
+    held-out rows (a :class:`Validation`) turns on early stopping: the best epoch's parameters
+    are restored.  ``final`` (with ``partial``): the final epochs over every row after an early
+    stopping fit, which keep its validation scores.  A fit
     (not a ``partial`` one) stops after ``n_iter_no_change`` epochs without improvement and
     warns when it reaches ``epochs`` without.  A non-finite loss or parameter, a loss over
     DIVERGED_FACTOR times the yardstick (loss_scale) or non-finite outputs raise
@@ -420,7 +449,7 @@ def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validat
     best_params = None
     if early:
         best_params = _start_early_stopping(est, validation, first_call)
-    else:
+    elif not final:
         est.validation_scores_ = None
         est.best_validation_score_ = None
 
@@ -454,7 +483,7 @@ def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validat
             est.loss_curve_.append(float(loss))
             msg = f"Epoch {est.n_iter_}, loss = {loss:.6f}"
             if early:
-                score = -mean_loss(est, *validation)
+                score = validation.score(est)
                 est.validation_scores_.append(score)
                 msg += f", validation score = {score:.6f}"
                 if score > est.best_validation_score_:
@@ -490,7 +519,7 @@ def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validat
         if not np.isfinite(est._decision(probe)).all():
             diverged(est, f"after epoch {est.n_iter_}", "model outputs")
     if not partial and not stopped:
-        if est.early_stopping:
+        if early:
             advice = ("the validation score was still improving: a larger max_iter may help")
         else:
             # training loss still falling says nothing about held-out rows: more epochs of a

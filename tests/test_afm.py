@@ -403,7 +403,8 @@ def test_dropout_changes_training_not_inference():
 
 def test_training_reduces_loss():
     X, y = _data(n=400, seed=3)
-    clf = AFMClassifier(n_factors=4, attention_factor=8, max_iter=30, random_state=0).fit(X, y)
+    clf = AFMClassifier(n_factors=4, attention_factor=8, learning_rate_init=0.01, max_iter=30,
+                        random_state=0).fit(X, y)
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
     assert clf.score(X, y) > 0.7
 

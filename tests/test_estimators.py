@@ -157,8 +157,13 @@ def test_max_iter_reached_warns():
 def test_presets_are_fm_with_augmentation(Preset, Base, augmentation):
     assert Preset().augmentation == augmentation
     X, y = data_for(Base)
+    # the presets train without L2 and with half the patience (an augmented epoch is two
+    # passes); the base class keeps its own defaults under any augmentation
+    assert (Preset().alpha, Preset().n_iter_no_change) == (0.0, 5)
+    assert (Base(augmentation=augmentation).alpha, Base().n_iter_no_change) == (1e-4, 10)
     a = Preset(max_iter=3, random_state=0).fit(X, y)
-    b = Base(augmentation=augmentation, max_iter=3, random_state=0).fit(X, y)
+    b = Base(augmentation=augmentation, alpha=0.0, n_iter_no_change=5, max_iter=3,
+             random_state=0).fit(X, y)
     assert_same_model(a, b)
 
 
@@ -458,7 +463,7 @@ def test_early_stopping_restores_best_epoch(Est):
     X, y = data_for(Est, n_samples=300)
     # big steps, no penalty, tiny data: the validation score peaks and then gets worse
     kw = dict(n_factors=8, learning_rate_init=0.05, alpha=0.0, tol=0.0, n_iter_no_change=3,
-              early_stopping=True, validation_fraction=0.3, random_state=0)
+              early_stopping=True, validation_fraction=0.3, final_epochs=0, random_state=0)
     est = Est(max_iter=200, **kw).fit(X, y)
     scores = est.validation_scores_
     assert isinstance(scores, list)
@@ -471,6 +476,95 @@ def test_early_stopping_restores_best_epoch(Est):
     cut = Est(max_iter=best + 1, **{**kw, "n_iter_no_change": 10**6}).fit(X, y)
     assert cut.validation_scores_ == scores[:best + 1]
     assert_same_model(est, cut)
+
+
+@pytest.mark.parametrize("Est", [FMClassifier, SMFMRegressor], ids=_name)
+def test_early_stopping_auto_is_on_above_1000_rows(Est):
+    """early_stopping="auto" holds out rows on fits on more than 1,000 rows, never in
+    partial_fit."""
+    X, y = data_for(Est, n_samples=1001)
+    kw = dict(n_factors=2, max_iter=2, random_state=0)
+    assert Est().early_stopping == "auto"
+    assert Est(**kw).fit(X[:1000], y[:1000]).validation_scores_ is None
+    est = Est(**kw).fit(X, y)
+    assert len(est.validation_scores_) == 2
+    assert Est(**kw, early_stopping=False).fit(X, y).validation_scores_ is None
+    assert len(Est(**kw, early_stopping=True).fit(X[:300], y[:300]).validation_scores_) == 2
+    extra = {"classes": [0, 1]} if is_classifier(Est) else {}
+    assert Est(**kw).partial_fit(X, y, **extra).validation_scores_ is None
+
+
+@pytest.mark.parametrize("n_samples, steps", [(300, 10), (1001, 10), (25000, 13)])
+def test_auto_batch_is_a_tenth_of_the_rows_up_to_2048(n_samples, steps):
+    """batch_size="auto" is min(2048, ceil(n / 10)): at least 10 steps an epoch."""
+    X, y = make_fm_classification(n_samples, n_fields=4, field_size=5, random_state=0)
+    est = FMClassifier(n_factors=2, max_iter=1, early_stopping=False, random_state=0)
+    assert est.fit(X, y).t_ == steps
+
+
+def test_final_epochs_train_on_the_held_out_rows(held_out_rows):
+    """After early stopping restores the best epoch, final_epochs epochs run over every row:
+    a feature present only in held-out rows is learnt then (and only then)."""
+    X, y = binary_data(400)
+    kw = dict(n_factors=2, max_iter=4, early_stopping=True, n_iter_no_change=50,
+              random_state=0)
+    FMClassifier(**kw).fit(X, y)
+    va = held_out_rows[0]
+    j = 0  # column 0, kept only in held-out rows (same shape and labels: the same split)
+    X = X.tolil()
+    rows = np.setdiff1d(np.arange(X.shape[0]), va)
+    X[rows, j] = 0
+    X[va[:5], j] = 1
+    X = X.tocsr()
+    X.eliminate_zeros()
+    best_only = FMClassifier(**kw, final_epochs=0).fit(X, y)
+    assert_array_equal(held_out_rows[1], va)
+    assert best_only.coef_[j] == 0.0 and best_only.n_iter_ == 4
+    final = FMClassifier(**kw, final_epochs=3).fit(X, y)
+    assert_array_equal(held_out_rows[2], va)
+    assert final.coef_[j] != 0.0
+    assert final.n_iter_ == 4 + 3 and len(final.loss_curve_) == 7
+    # the early-stopping part is the same run: same validation scores
+    assert final.validation_scores_ == best_only.validation_scores_
+    assert final.best_validation_score_ == best_only.best_validation_score_
+    # a warm-started fit keeps its validation rows held out: no final epochs
+    warm = FMClassifier(**kw, final_epochs=3, warm_start=True).fit(X, y)
+    assert warm.n_iter_ == 4 and warm.coef_[j] == 0.0
+
+
+@pytest.mark.parametrize("scoring", ["roc_auc", "callable", None])
+def test_early_stopping_scoring(scoring, held_out_rows):
+    """scoring= ranks the epochs by a scikit-learn scorer on the held-out rows (None: the
+    estimator's score, accuracy); best_validation_score_ is that score of the returned model
+    (final_epochs=0), computed here from its predictions."""
+    X, y = binary_data(400)
+    seen = {}
+
+    def neg_brier(est, Xv, yv, **kw):
+        seen.update(kw, n=Xv.shape[0])
+        return -np.mean((est.predict_proba(Xv)[:, 1] - yv) ** 2)
+
+    est = FMClassifier(n_factors=4, learning_rate_init=0.02, max_iter=30, n_iter_no_change=3,
+                       early_stopping=True, final_epochs=0, random_state=0,
+                       scoring=neg_brier if scoring == "callable" else scoring).fit(X, y)
+    va = held_out_rows[0]
+    Xv, yv = X[va], y[va]
+    p = est.predict_proba(Xv)[:, 1]
+    expected = {"roc_auc": roc_auc_score(yv, p), "callable": -np.mean((p - yv) ** 2),
+                None: np.mean(est.predict(Xv) == yv)}[scoring]
+    assert_allclose(est.best_validation_score_, expected, rtol=1e-12)
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    if scoring == "callable":
+        assert seen == {"n": len(va)}  # no sample_weight when fit had none
+        w = np.ones(len(y))
+        est.fit(X, y, sample_weight=w)
+        assert_allclose(seen["sample_weight"], w[va])
+
+
+def test_early_stopping_scoring_bad_name():
+    X, y = binary_data()
+    with pytest.raises(ValueError, match="not_a_scorer"):
+        FMClassifier(early_stopping=True, scoring="not_a_scorer", max_iter=1).fit(X, y)
 
 
 def test_no_early_stopping_has_no_validation_scores():
@@ -708,7 +802,9 @@ def _fm_lbfgs_auc(X_train, y_train, X_test, y_test, n_factors, lam, seed=0):
 # below the true model's 0.40, test log-loss 0.50), so a small L2 penalty is used.  alpha=3e-4
 # is near the best of a sweep (alpha >= 3e-3 shrinks the factors to zero), with
 # learning_rate_init=0.003 so that the Adam steps do not add noise to the optimum.
-LEARNING_PARAMS = dict(n_factors=4, alpha=3e-4, learning_rate_init=0.003, random_state=0)
+# the optimizer against the penalised MLE: every epoch of small batches, no held-out rows
+LEARNING_PARAMS = dict(n_factors=4, alpha=3e-4, learning_rate_init=0.003, batch_size=256,
+                       early_stopping=False, random_state=0)
 
 
 def test_learns_planted_fm_default_generator():

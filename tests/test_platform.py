@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import skfm
 from _field_aware_model import SEEN_FIELDS, FieldFMClassifier, FieldFMRegressor
 from skfm._fields import infer_fields
-from skfm._platform import SHARED_PARAMS, all_estimators, get_estimator
+from skfm._platform import PRESET_DEFAULTS, SHARED_PARAMS, all_estimators, get_estimator
 from skfm.datasets import make_fm_classification, make_fm_regression
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -57,17 +57,23 @@ def test_signature_follows_the_declarations(entry):
     assert set(entry.cls._parameter_constraints) == set(names)
     assert set(entry.cls._structural) == {d.name for d in declared if d.structural}
     shared = {p.name: p.default for p in SHARED_PARAMS}
+    shared.update(model.defaults)  # the model's own defaults of shared parameters
+    if entry.augmentation:
+        shared.update(PRESET_DEFAULTS)
     shared.update(augmentation=entry.augmentation,
                   fields="auto" if entry.field_aware else None)
     assert {k: v for k, v in entry.cls().get_params().items() if k in shared} == shared
 
 
-def test_presets_differ_from_their_model_only_in_augmentation():
+def test_presets_differ_from_their_model_only_in_augmentation_and_preset_defaults():
+    assert PRESET_DEFAULTS == {"alpha": 0.0, "n_iter_no_change": 5}
     for e in all_estimators():
         if e.augmentation:
             base = get_estimator(e.model, e.task)
             a, b = e.cls().get_params(), base().get_params()
             assert a.pop("augmentation") == e.augmentation and b.pop("augmentation") is None
+            for name, value in PRESET_DEFAULTS.items():
+                assert a.pop(name) == value and b.pop(name) != value
             assert a == b
             assert e.cls.__mro__[1:] == base.__mro__[1:]  # the same bases
             assert e.cls._model is base._model

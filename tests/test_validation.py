@@ -361,7 +361,7 @@ def test_divergence_with_early_stopping_leaves_unfitted(Est):
 @pytest.mark.parametrize("Est", [FMClassifier, FMRegressor], ids=_name)
 def test_divergence_in_warm_start_resets_a_fitted_model(Est):
     X, y = _diverging(Est)
-    est = Est(solver="sgd", learning_rate_init=1e-9, max_iter=2, warm_start=True,
+    est = Est(n_factors=8, solver="sgd", learning_rate_init=1e-9, max_iter=2, warm_start=True,
               random_state=0).fit(X, y)
     check_is_fitted(est)
     est.set_params(learning_rate_init=1e6, max_iter=50)
@@ -499,8 +499,8 @@ def test_loss_above_the_initial_models_warns():
     """Training whose last loss is far above that of the model it started from (all outputs 0:
     log 2 per row) says so; a normal fit, even on labels it cannot learn, does not."""
     X, y = make_fm_classification(n_samples=300, n_fields=3, field_size=4, random_state=0)
-    est = FMClassifier(solver="sgd", learning_rate_init=30.0, alpha=0.0, max_iter=3,
-                       random_state=0)
+    est = FMClassifier(n_factors=8, solver="sgd", learning_rate_init=30.0, alpha=0.0, max_iter=3,
+                       batch_size=256, random_state=0)
     with pytest.warns(ConvergenceWarning, match="likely diverged"):
         est.fit(X, y)
     assert 2.0 < est.loss_curve_[-1] < 1e6  # blown up, yet not beyond the error's threshold
