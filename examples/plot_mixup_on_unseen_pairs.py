@@ -22,7 +22,7 @@ from skfm.datasets import make_unseen_pairs
 X_train, X_test, y_train, y_test = make_unseen_pairs(random_state=0)
 EPOCHS = 40
 settings = dict(n_factors=16, learning_rate_init=1e-3, batch_size=256, random_state=0,
-                max_iter=1, warm_start=True)
+                max_iter=1, warm_start=True, early_stopping=False)
 
 # %%
 # Train one epoch at a time (``warm_start=True, max_iter=1`` continues exactly where the last
