@@ -21,8 +21,8 @@ from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, numba_threads,
                        readonly)
 
-#: ``early_stopping="auto"`` turns early stopping on for fits on more rows than this (the
-#: threshold of scikit-learn's HistGradientBoosting estimators)
+#: ``early_stopping="auto"`` turns early stopping on for fits on more rows than this (100 rows
+#: held out at the default validation_fraction; the figures: user guide, "Defaults")
 EARLY_STOPPING_AUTO_ROWS = 1_000
 
 __all__ = ["BaseFactorizationMachine", "FMClassifierMixin", "FMRegressorMixin",
@@ -416,8 +416,8 @@ class BaseFactorizationMachine(BaseEstimator):
 
     def _early_stopping_on(self, n_samples, partial):
         """Whether this fit holds out rows and stops early: ``early_stopping=True``, or "auto"
-        on more than EARLY_STOPPING_AUTO_ROWS rows (as HistGradientBoosting's "auto"); never in
-        partial_fit."""
+        on more than EARLY_STOPPING_AUTO_ROWS rows (HistGradientBoosting's "auto" does so above
+        10,000); never in partial_fit."""
         if partial:
             return False
         if isinstance(self.early_stopping, str):  # "auto"
