@@ -213,7 +213,7 @@ NFM = Model(
     """,
     example={"n_factors": 4, "hidden_layer_sizes": (16,), "max_iter": 10},
     fast={"n_factors": 3, "hidden_layer_sizes": (8,), "max_iter": 3, "batch_size": 32},
-    defaults={"learning_rate_init": 3e-3},
+    defaults={"learning_rate_init": 3e-3, "n_factors": 32},
 )
 
 NFMClassifier = make_estimator(NFM, "classifier")
