@@ -405,6 +405,14 @@ class BaseFactorizationMachine(BaseEstimator):
                                                 weighted)
         if first_call:
             self._init_intercepts(Y, sw)
+        if validation is not None and validation.scorer is not None:
+            try:  # a scorer that cannot score this task (e.g. "roc_auc" on 3 classes) fails now
+                validation.score(self)
+            except Exception as e:
+                if first_call:
+                    self._forget()
+                raise ValueError(f"scoring={self.scoring!r} cannot score the rows early stopping "
+                                 f"holds out: {e}") from e
         fit_epochs(self, core, Xc, Y, sw, rng, epochs, first_call=first_call, partial=partial,
                    validation=validation)
         if early and self.final_epochs and not self.warm_start:

@@ -204,10 +204,14 @@ _FIELDS_ROLE = {
     True: "This model needs the fields: None raises ValueError.",
 }
 
+_DEFAULTS_DOC = ("  The defaults were chosen on the real and synthetic sets of "
+                 "``benchmarks/defaults.py``; the user guide's \"Defaults\" gives the figure "
+                 "behind each.")
 _LOSS_DOC = {
     "classifier": "Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary "
-                  "labels train one model, more classes one model per class (one-vs-rest).",
-    "regressor": "Trained by minibatch {Adam, Adagrad, SGD} on the squared loss.",
+                  "labels train one model, more classes one model per class (one-vs-rest)."
+                  + _DEFAULTS_DOC,
+    "regressor": "Trained by minibatch {Adam, Adagrad, SGD} on the squared loss." + _DEFAULTS_DOC,
 }
 
 #: fitted attributes of every estimator: (name, type, doc, tasks that have it)

@@ -567,6 +567,18 @@ def test_early_stopping_scoring_bad_name():
         FMClassifier(early_stopping=True, scoring="not_a_scorer", max_iter=1).fit(X, y)
 
 
+def test_early_stopping_scorer_that_cannot_score_leaves_unfitted():
+    """A scorer unfit for the task fails before any epoch and leaves no half-fitted model."""
+    X, y = binary_data()
+    y3 = np.arange(len(y)) % 3
+    est = FMClassifier(early_stopping=True, scoring="roc_auc", max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match="scoring='roc_auc' cannot score the rows early stopping"):
+        est.fit(X, y3)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    assert not hasattr(est, "n_iter_")
+
+
 def test_no_early_stopping_has_no_validation_scores():
     X, y = binary_data()
     clf = FMClassifier(max_iter=2, random_state=0).fit(X, y)
