@@ -20,15 +20,21 @@ def _field_sizes(n_fields, field_size, field_sizes):
     return sizes
 
 
+def _popularity(size, skew, rs):
+    """(perm, p): a field's value ``perm[k]`` has probability ``p[k] ~ 1 / (k + 1)**skew``
+    (Zipf-like; skew=0 is uniform), the popular values scattered over the field's ids."""
+    p = 1.0 / np.arange(1, size + 1) ** skew
+    return rs.permutation(size), p / p.sum()
+
+
 def _draw_fields(n_samples, sizes, skew, rs):
     """(n_samples, n_fields) global feature ids: one value per field, Zipf-like popularity
     ``p_k ~ 1 / (k + 1)**skew`` within each field (skew=0 is uniform)."""
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     cols = np.empty((n_samples, len(sizes)), dtype=np.int64)
     for f, size in enumerate(sizes):
-        p = 1.0 / np.arange(1, size + 1) ** skew
-        perm = rs.permutation(size)  # popular values scattered over the field's ids
-        cols[:, f] = offsets[f] + perm[rs.choice(size, size=n_samples, p=p / p.sum())]
+        perm, p = _popularity(size, skew, rs)
+        cols[:, f] = offsets[f] + perm[rs.choice(size, size=n_samples, p=p)]
     return cols
 
 
@@ -230,9 +236,8 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
     n_features = int(sizes.sum())
     params = _planted_fm(n_features, n_factors, rs, scale)
     unseen = rs.random_sample((n_users, n_items)) < holdout
-    if skew:  # Zipf-like popularity, popular values scattered over each field's ids
-        popularity = [(rs.permutation(k), 1.0 / np.arange(1, k + 1) ** skew) for k in sizes]
-        popularity = [(perm, p / p.sum()) for perm, p in popularity]
+    if skew:  # fixed for the training and the test rows
+        popularity = [_popularity(k, skew, rs) for k in sizes]
 
     def values(f, n):
         if not skew:
