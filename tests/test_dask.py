@@ -151,6 +151,28 @@ def test_every_estimator_trains_through_it(client, entry):
         assert dp.score(X, y) > 0.5
 
 
+@pytest.mark.parametrize("augmentation", ["copy", "mix", "saliency"])
+def test_every_augmentation_of_a_neural_model(client, augmentation):
+    from skfm import NFMClassifier
+    X, y = _data(600)
+    kw = dict(n_factors=3, hidden_layer_sizes=(4,), max_iter=2, random_state=0,
+              augmentation=augmentation)
+    a = DataParallel(NFMClassifier(**kw), n_shards=2).fit(*_blocks(X, y, 300))
+    b = DataParallel(NFMClassifier(**kw), n_shards=2).fit(*_blocks(X, y, 300))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.epoch_stats_[0]["loss"] > 0
+
+
+def test_divergence_is_reported(client):
+    from skfm import TrainingDivergedError
+    X, y = _data(600, task="regressor")
+    dp = DataParallel(FMRegressor(n_factors=3, max_iter=3, learning_rate_init=1e6,
+                                  solver="sgd", random_state=0))
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        dp.fit(*_blocks(X, y * 1e3, 300))
+    assert not hasattr(dp, "estimator_")
+
+
 def test_multiclass_and_dask_prediction(client):
     X, _ = _data(900)
     y = np.arange(900) % 3
