@@ -71,12 +71,18 @@ class FMCore:
         return loss, steps, status
 
     @staticmethod
-    def select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id):
+    def select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id, criterion=0):
+        """SMFM's choice (criterion 0: the largest saliency) or Maxup's (1: the largest loss)
+        of each first parent's p candidates, in closed form (kfm.fm_select_partners)."""
         R = kfm.fm_row_stats(X.indptr, X.indices, X.data, params["T"])
         nrm = kfm.factor_sq_norms(params["T"])
         return kfm.fm_select_partners(
             X.indptr, X.indices, X.data, readonly_float64(y), parents, p, seed, epoch, a, b,
-            params["w0"], params["T"], loss_id, R, nrm)
+            params["w0"], params["T"], loss_id, R, nrm, criterion)
+
+    @staticmethod
+    def select_max_loss(params, X, y, parents, p, seed, epoch, a, b, loss_id):
+        return FMCore.select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id, 1)
 
 
 class SkeletonCore:

@@ -166,21 +166,27 @@ SHARED_PARAMS = (
           "gradients)."),
     Param("epsilon", 1e-8, _positive(Real), "float",
           "Offset of Adam's and Adagrad's denominators."),
-    Param("augmentation", None, [None, StrOptions({"copy", "mix", "saliency"})],
-          '{None, "copy", "mix", "saliency"}',
+    Param("augmentation", None, [None, StrOptions({"copy", "mix", "saliency", "max"})],
+          '{None, "copy", "mix", "saliency", "max"}',
           "Training-set augmentation regenerated every epoch (SMFM paper): \"copy\" adds ``n' = "
           "mix_ratio * n`` random original rows (CopyFM), \"mix\" adds n' mixed rows ``lam x + "
           "(1 - lam) r`` (MixFM, Alg. 1), \"saliency\" keeps for each first parent the most "
-          "salient of ``n_candidates`` mixed rows under the current model (SMFM, Alg. 2)."),
+          "salient of ``n_candidates`` mixed rows under the current model (SMFM, Alg. 2).  "
+          "\"max\" (Maxup, Gong et al. 2021; the paper's MaxFM) *replaces* every training row "
+          "by the one of its ``n_candidates`` mixed neighbours ``lam x + (1 - lam) r`` (partners "
+          "uniform, lam as for \"mix\") with the largest loss under the current model: an epoch "
+          "has n rows, all of them mixed (``mix_ratio`` does not apply)."),
     Param("mix_alpha", 0.5, _positive(Real), "float",
           "First parameter of ``lam' ~ Beta(mix_alpha, mix_beta)``; a row is mixed with weight "
           "``lam = max(lam', 1 - lam')``."),
     Param("mix_beta", 0.5, _positive(Real), "float",
           "Second parameter of ``lam' ~ Beta(mix_alpha, mix_beta)``."),
     Param("mix_ratio", 1.0, _positive(Real), "float",
-          "n'/n, the number of augmented rows per original row and epoch."),
+          "n'/n, the number of augmented rows per original row and epoch (\"copy\", \"mix\", "
+          "\"saliency\")."),
     Param("n_candidates", 10, _at_least_one(), "int",
-          "p, the candidates per first parent with ``augmentation=\"saliency\"``."),
+          "p, the candidates per first parent with ``augmentation=\"saliency\"``; the mixed "
+          "neighbours per row with ``augmentation=\"max\"`` (Maxup's m; its paper uses 4)."),
     Param("fields", None, [None, StrOptions({"auto"}), "array-like"],
           '{None, "auto"} or array-like of int of shape (n_features,)',
           "The field of each column of X (e.g. the columns that one ``OneHotEncoder`` column "

@@ -194,11 +194,18 @@ def first_parents(n, n_new, rng):
 
 
 class Augmenter:
-    """Copy / mix / saliency augmentation (SMFM paper Alg. 1 and 2) for one epoch.
+    """Copy / mix / saliency augmentation (SMFM paper Alg. 1 and 2), and Maxup (Gong et al.
+    2021), for one epoch.
 
-    ``generic=True`` forces the model-agnostic path for saliency: candidates are materialised in
-    chunks of ``chunk`` first parents and scored with the model's saliency kernel.  The default
-    uses the core's closed-form selector when it has one and there is a single output."""
+    "copy", "mix" and "saliency" add n' = mix_ratio * n rows to the epoch's n original rows;
+    "max" replaces every row by the one of its p mixed neighbours with the largest loss under
+    the current model (``replaces``: the epoch trains the n selected rows only).
+
+    ``generic=True`` forces the model-agnostic path for saliency and Maxup: candidates are
+    materialised in chunks of ``chunk`` first parents and scored with the model's saliency kernel
+    (its decision and loss for Maxup).  The default uses the core's closed-form selector
+    (``select_partners``; ``select_max_loss`` for Maxup) when it has one and there is a single
+    output."""
 
     def __init__(self, kind, mix_alpha, mix_beta, mix_ratio, n_candidates, chunk=4096,
                  generic=False):
@@ -206,12 +213,18 @@ class Augmenter:
         self.a = float(mix_alpha)
         self.b = float(mix_beta)
         self.ratio = float(mix_ratio)
-        self.p = int(n_candidates) if kind == "saliency" else 1
+        self.p = int(n_candidates) if kind in ("saliency", "max") else 1
+        self.replaces = kind == "max"
         self.chunk = chunk
         self.generic = generic
 
     def n_new(self, n):
-        return int(round(self.ratio * n))
+        """The augmented rows of an epoch over n rows."""
+        return n if self.replaces else int(round(self.ratio * n))
+
+    def epoch_size(self, n):
+        """The rows an epoch over n rows trains on."""
+        return self.n_new(n) if self.replaces else n + self.n_new(n)
 
     def epoch_rows(self, core, params, X, Y, sw, loss_id, rng, epoch, ws):
         """Returns (src1, extra_order_ids): the augmented rows of this epoch as a kernel source
@@ -221,7 +234,9 @@ class Augmenter:
         n_new = self.n_new(n)
         if self.kind == "copy":
             return empty_source(X.data.dtype, Y.shape[1]), rng.integers(0, n, n_new)
-        parents = first_parents(n, n_new, rng)
+        # Maxup: every row, in order, is the first parent of its neighbours
+        parents = (np.arange(n, dtype=np.int64) if self.replaces
+                   else first_parents(n, n_new, rng))
         seed = int(rng.integers(0, 2**63 - 1))
         if self.p > 1:
             # Selection holds large arrays of its own (FM: the rows' statistics, n x (d + 3));
@@ -244,7 +259,7 @@ class Augmenter:
         if self.p == 1:  # Alg. 1: one uniform partner per first parent, no saliency
             pr, lm = kmix.draw_candidates(0, len(parents), n, 1, seed, epoch, self.a, self.b)
             return pr[:, 0].copy(), lm[:, 0].copy()
-        fast = getattr(core, "select_partners", None)
+        fast = getattr(core, "select_max_loss" if self.replaces else "select_partners", None)
         if fast is not None and len(params) == 1 and not self.generic:
             return fast(params[0], X, Y[:, 0], parents, self.p, seed, epoch, self.a, self.b,
                         loss_id)
@@ -254,7 +269,8 @@ class Augmenter:
         # per-epoch state a core's saliency reuses across chunks (AFM: its pair cache); one
         # output only, so a one-vs-rest model never holds one per class
         prep = getattr(core, "saliency_context", None)
-        ctx = [prep(params[0], X)] if prep is not None and len(params) == 1 else None
+        ctx = ([prep(params[0], X)] if prep is not None and len(params) == 1
+               and not self.replaces else None)
         for start in range(0, len(parents), self.chunk):
             par = parents[start:start + self.chunk]
             pr, lm = kmix.draw_candidates(start, len(par), n, self.p, seed, epoch, self.a,
@@ -265,7 +281,9 @@ class Augmenter:
             cand = CSRData(ip, ind, dat, X.n_features)
             sal = np.zeros(len(rep))
             for k, prm in enumerate(params):
-                if ctx is None:
+                if self.replaces:  # Maxup: the candidate's loss (inference mode)
+                    sal += _losses(core.decision(prm, cand), yc[:, k], loss_id)
+                elif ctx is None:
                     sal += core.saliency(prm, cand, yc[:, k], loss_id)
                 else:
                     sal += core.saliency(prm, cand, yc[:, k], loss_id, ctx[k])
@@ -273,6 +291,14 @@ class Augmenter:
             partners[start:start + len(par)] = pr[np.arange(len(par)), best]
             lams[start:start + len(par)] = lm[np.arange(len(par)), best]
         return partners, lams
+
+
+def _losses(F, y, loss_id):
+    """Per-row loss of outputs F against (soft) targets y."""
+    with np.errstate(all="ignore"):
+        if loss_id == LOGISTIC:
+            return np.logaddexp(0.0, F) - y * F
+        return 0.5 * (F - y) ** 2
 
 
 def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle, slots,
@@ -292,7 +318,10 @@ def run_epoch(core, params, states, X, Y, sw, rng, epoch, hp, augmenter, shuffle
     else:
         src1, extra = augmenter.epoch_rows(core, params, X, Y, sw, hp["loss_id"], rng, epoch,
                                            ws)
-    order = np.concatenate([np.arange(n, dtype=np.int64), extra])
+    if augmenter is not None and augmenter.replaces:  # Maxup: the selected rows only
+        order = extra
+    else:
+        order = np.concatenate([np.arange(n, dtype=np.int64), extra])
     if shuffle:
         order = order[rng.permutation(len(order))]
     total = 0.0
@@ -349,12 +378,7 @@ def make_augmenter(est):
 
 def mean_loss(est, X, Y, sw):
     """The model's sample-weighted mean loss on the rows X (summed over the outputs)."""
-    F = est._decision(X)
-    with np.errstate(all="ignore"):
-        if est._loss_id == LOGISTIC:
-            L = np.logaddexp(0.0, F) - Y * F
-        else:
-            L = 0.5 * (F - Y) ** 2
+    L = _losses(est._decision(X), Y, est._loss_id)
     return float(np.average(L.sum(1), weights=sw)) if sw.sum() > 0 else float(L.sum(1).mean())
 
 
@@ -460,7 +484,7 @@ def fit_epochs(est, core, X, Y, sw, rng, epochs, *, first_call, partial, validat
     blown_up = DIVERGED_FACTOR * scale
     Y, sw = readonly(Y), readonly(sw)  # read by the kernels only (see readonly)
     augmenter = make_augmenter(est)
-    n_epoch = X.n_rows + (augmenter.n_new(X.n_rows) if augmenter is not None else 0)
+    n_epoch = augmenter.epoch_size(X.n_rows) if augmenter is not None else X.n_rows
     slots = feature_slots(est.n_features_in_, est.n_jobs,
                           sum(a.nbytes for prm in est._params for a in prm.values()),
                           -(-n_epoch // hp["batch_size"]))

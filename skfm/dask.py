@@ -39,7 +39,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._trainer import AUTO_BATCH
+from ._trainer import AUTO_BATCH, make_augmenter
 
 __all__ = ["DataParallel"]
 
@@ -453,11 +453,10 @@ def _train_shard(model, shard, seed, epoch, k, batch_size):
     start = time.perf_counter()
     est.partial_fit(X, y, sample_weight=sw)
     seconds = time.perf_counter() - start
-    n_new = 0
-    if est.augmentation is not None:
-        n_new = int(round(est.mix_ratio * X.shape[0]))
+    aug = make_augmenter(est)
+    rows = X.shape[0] if aug is None else aug.epoch_size(X.shape[0])
     return {"params": est._params, "states": est._states, "loss": est.loss_curve_[-1],
-            "steps": est.t_ - t0, "seconds": seconds, "epoch_rows": X.shape[0] + n_new}
+            "steps": est.t_ - t0, "seconds": seconds, "epoch_rows": rows}
 
 
 def _call(block, est, method):

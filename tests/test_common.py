@@ -114,6 +114,27 @@ def test_regressors_are_equivariant_to_a_shift_of_the_target(entry):
         a.score(X, y, sample_weight=sw), abs=1e-6)
 
 
+# --------------------------------------------------------------------------- Maxup
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if not e.augmentation],
+                         ids=lambda e: e.name)
+def test_maxup_trains_n_mixed_rows_an_epoch(entry):
+    """augmentation="max" (Maxup) on every model: an epoch trains n rows (the optimizer steps
+    of an unaugmented epoch, half a Mixup epoch's), whatever mix_ratio; the model is the same
+    whatever n_jobs and differs from the unaugmented one."""
+    X, y = _data(entry)
+    kw = {**entry.fast, "random_state": 0, "batch_size": 32, "max_iter": 2,
+          "early_stopping": False}
+    plain = entry.cls(**kw).fit(X, y)
+    mx = [entry.cls(**kw, augmentation="max", n_candidates=3, mix_ratio=r, n_jobs=j).fit(X, y)
+          for r, j in ((1.0, 1), (0.3, 2))]
+    mix = entry.cls(**kw, augmentation="mix").fit(X, y)
+    n = X.shape[0]
+    assert mx[0].t_ == mx[1].t_ == plain.t_ == 2 * -(-n // 32)
+    assert mix.t_ == 2 * -(-2 * n // 32)
+    np.testing.assert_array_equal(_output(mx[0], X), _output(mx[1], X))
+    assert not np.allclose(_output(mx[0], X), _output(plain, X))
+
+
 # --------------------------------------------------------------------------- bad input
 @entries
 def test_bad_input_raises(entry):

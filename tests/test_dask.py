@@ -151,7 +151,7 @@ def test_every_estimator_trains_through_it(client, entry):
         assert dp.score(X, y) > 0.5
 
 
-@pytest.mark.parametrize("augmentation", ["copy", "mix", "saliency"])
+@pytest.mark.parametrize("augmentation", ["copy", "mix", "saliency", "max"])
 def test_every_augmentation_of_a_neural_model(client, augmentation):
     from skfm import NFMClassifier
     X, y = _data(600)

@@ -38,7 +38,7 @@ REGRESSORS = [e.cls for e in all_estimators("FM", "regressor")]
 ESTIMATORS = CLASSIFIERS + REGRESSORS
 PRESETS = [(e.cls, get_estimator("FM", e.task), e.augmentation)
            for e in all_estimators("FM") if e.augmentation]
-AUGMENTATIONS = [None, "copy", "mix", "saliency"]
+AUGMENTATIONS = [None, "copy", "mix", "saliency", "max"]
 
 
 def _dense(X):

@@ -245,8 +245,8 @@ def test_first_parents_extra_rows_are_random():
 # ---------------------------------------------------------------------------------------------
 # SMFM partner selection (Alg. 2)
 # ---------------------------------------------------------------------------------------------
-def naive_saliency(w0, T, x, y, loss_id):
-    """Saliency of a dense row: dL/df * (lin + 2 * pair), pair by an explicit double loop."""
+def _naive_parts(w0, T, x):
+    """(f, lin, pair) of a dense row, pair = sum_{i<j} <v_i, v_j> x_i x_j by a double loop."""
     T = np.asarray(T, np.float64)
     idx = np.flatnonzero(x)
     val = x[idx]
@@ -255,12 +255,25 @@ def naive_saliency(w0, T, x, y, loss_id):
     for a in range(len(idx)):
         for b in range(a + 1, len(idx)):
             pair += float(np.dot(T[idx[a], 1:], T[idx[b], 1:])) * val[a] * val[b]
-    f = w0 + lin + pair
+    return w0 + lin + pair, lin, pair
+
+
+def naive_saliency(w0, T, x, y, loss_id):
+    """Saliency of a dense row: dL/df * (lin + 2 * pair), pair by an explicit double loop."""
+    f, lin, pair = _naive_parts(w0, T, x)
     if loss_id == LOGISTIC:
         g = 1.0 / (1.0 + np.exp(-f)) - y
     else:
         g = f - y
     return g * (lin + 2.0 * pair)
+
+
+def naive_loss(w0, T, x, y, loss_id):
+    """Loss of a dense row: log(1 + e^f) - y f (logistic, soft y) or (f - y)^2 / 2."""
+    f = _naive_parts(w0, T, x)[0]
+    if loss_id == LOGISTIC:
+        return float(np.logaddexp(0.0, f) - y * f)
+    return 0.5 * (f - y) ** 2
 
 
 @st.composite
@@ -294,7 +307,7 @@ def selection_problems(draw):
                 seed=kseed, epoch=epoch, a=a, b=b)
 
 
-def check_choice(pb, partners, lams):
+def check_choice(pb, partners, lams, score=naive_saliency):
     dense, T, w0, y, loss_id = pb["dense"], pb["T"], pb["w0"][0], pb["y"], pb["loss_id"]
     parents, p = pb["parents"], pb["p"]
     n = dense.shape[0]
@@ -306,8 +319,8 @@ def check_choice(pb, partners, lams):
         sal = np.empty(p)
         for k in range(p):
             lam, r = cand_l[i, k], cand_p[i, k]
-            sal[k] = naive_saliency(w0, T, lam * dense[par] + (1 - lam) * dense[r],
-                                    lam * y[par] + (1 - lam) * y[r], loss_id)
+            sal[k] = score(w0, T, lam * dense[par] + (1 - lam) * dense[r],
+                           lam * y[par] + (1 - lam) * y[r], loss_id)
         chosen = [k for k in range(p)
                   if cand_p[i, k] == partners[i] and cand_l[i, k] == lams[i]]
         assert chosen, (f"parent #{i}: ({partners[i]}, {lams[i]}) is not one of its candidates "
@@ -348,6 +361,71 @@ def test_generic_augmenter_select_picks_max_saliency(pb, chunk):
         partners, lams = aug.select(FMCore, [params], X, Y2, pb["loss_id"], pb["parents"],
                                     pb["seed"], pb["epoch"])
         check_choice(pb, partners, lams)
+
+
+@SETTINGS
+@given(selection_problems())
+def test_select_max_loss_picks_max_loss(pb):
+    """Maxup for FM (FMCore.select_max_loss, closed form from the rows' statistics) keeps, for
+    every row, the candidate whose mixed row has the largest loss (naive double-loop FM)."""
+    X = to_csr_data(sp.csr_matrix(pb["dense"]), np.float64)
+    partners, lams = FMCore.select_max_loss({"w0": pb["w0"], "T": pb["T"]}, X, pb["y"],
+                                            pb["parents"], pb["p"], pb["seed"], pb["epoch"],
+                                            pb["a"], pb["b"], pb["loss_id"])
+    check_choice(pb, partners, lams, score=naive_loss)
+
+
+@SETTINGS
+@given(selection_problems(), st.sampled_from([4096, 1, 3]))
+def test_generic_augmenter_maxup_picks_max_loss(pb, chunk):
+    """Augmenter('max', generic=True).select (materialised candidates scored by the model's
+    decision and loss) and the closed-form default make the max-loss choice."""
+    X = to_csr_data(sp.csr_matrix(pb["dense"]), np.float64)
+    Y2 = np.asfortranarray(pb["y"].reshape(-1, 1))
+    params = {"w0": pb["w0"], "T": pb["T"]}
+    for generic in (True, False):
+        aug = Augmenter("max", pb["a"], pb["b"], 1.0, pb["p"], chunk=chunk, generic=generic)
+        partners, lams = aug.select(FMCore, [params], X, Y2, pb["loss_id"], pb["parents"],
+                                    pb["seed"], pb["epoch"])
+        check_choice(pb, partners, lams, score=naive_loss)
+
+
+def test_maxup_epoch_replaces_every_row_by_a_mixed_neighbour():
+    """An epoch of augmentation="max" has n rows: row i is lam x_i + (1 - lam) x_r for one of
+    row i's p candidates (dense mixing), with the mixed label and weight, and the largest loss;
+    mix_ratio does not change that."""
+    from skfm._trainer import Workspace
+    rng = np.random.default_rng(3)
+    n, n_features, d, p = 25, 9, 3, 4
+    dense = np.where(rng.random((n, n_features)) < 0.4, rng.uniform(0.5, 2, (n, n_features)), 0)
+    X = to_csr_data(sp.csr_matrix(dense), np.float64)
+    y = (rng.random(n) < 0.5).astype(float)
+    sw = rng.uniform(0.5, 2.0, n)
+    params = {"w0": np.array([0.2]), "T": rng.normal(0, 0.4, (n_features, 1 + d))}
+    for ratio in (1.0, 0.3):
+        aug = Augmenter("max", 0.5, 0.5, ratio, p)
+        assert aug.epoch_size(n) == n and aug.replaces
+        src, extra = aug.epoch_rows(FMCore, [params], X, np.asfortranarray(y[:, None]),
+                                    readonly(sw), LOGISTIC, np.random.default_rng(0), 2,
+                                    Workspace())
+        np.testing.assert_array_equal(extra, np.arange(n, 2 * n))
+        ip, ind, dat, ym, swm = src
+        got = sp.csr_matrix((dat, ind, ip), shape=(n, n_features)).toarray()
+        # the epoch's draws: its seed is the first draw of the epoch's generator (no parents
+        # are drawn: every row is one), its candidates draw_candidates' stream
+        seed = int(np.random.default_rng(0).integers(0, 2**63 - 1))
+        cand_p, cand_l = kmix.draw_candidates(0, n, n, p, seed, 2, 0.5, 0.5)
+        for i in range(n):
+            losses = [naive_loss(0.2, params["T"],
+                                 cand_l[i, k] * dense[i] + (1 - cand_l[i, k]) * dense[cand_p[i, k]],
+                                 cand_l[i, k] * y[i] + (1 - cand_l[i, k]) * y[cand_p[i, k]],
+                                 LOGISTIC) for k in range(p)]
+            k = int(np.argmax(losses))
+            r, lam = cand_p[i, k], cand_l[i, k]
+            np.testing.assert_allclose(got[i], lam * dense[i] + (1 - lam) * dense[r],
+                                       rtol=1e-12)
+            np.testing.assert_allclose(ym[i, 0], lam * y[i] + (1 - lam) * y[r], rtol=1e-12)
+            np.testing.assert_allclose(swm[i], lam * sw[i] + (1 - lam) * sw[r], rtol=1e-12)
 
 
 def test_select_partners_float32():

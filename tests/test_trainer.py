@@ -10,7 +10,7 @@ from skfm import FMClassifier, FMRegressor
 from skfm.datasets import make_fm_regression, make_unseen_pairs
 
 
-@pytest.mark.parametrize("augmentation", [None, "copy", "mix", "saliency"])
+@pytest.mark.parametrize("augmentation", [None, "copy", "mix", "saliency", "max"])
 def test_warm_start_epochs_equal_one_long_fit(augmentation):
     """k calls of fit(max_iter=1, warm_start=True) == one fit(max_iter=k), bit for bit."""
     X, y = make_fm_regression(n_samples=600, n_fields=4, field_size=10, random_state=0)

@@ -291,9 +291,10 @@ def _table_shared_q(indices, data, a, e, keys, pos, bits, nrm):
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, loss_id,
-                       R, nrm):
+                       R, nrm, criterion):
     """Alg. 2 for FM: for each first parent i draw p candidates (stream (seed, epoch, i p + k))
-    and keep the one whose mixed row has the largest saliency under (w0, T); p == 1 is Alg. 1.
+    and keep the one whose mixed row has the largest saliency under (w0, T) (``criterion`` 0),
+    or the largest loss (1: Maxup); p == 1 is Alg. 1.
 
     The saliency of lam x + (1 - lam) r is evaluated in closed form from the parents' row stats
     ``R`` (see fm_row_stats) and the factor norms ``nrm`` (factor_sq_norms) in O(d + nnz) instead of
@@ -347,7 +348,11 @@ def fm_select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, 
                          + 2.0 * lam * mu * (dot - cq))
                 ln = lam * R[r1, d] + mu * R[r2, d]
                 fv = w0[0] + ln + 0.5 * pair2
-                sal = loss_deriv(fv, lam * y[r1] + mu * y[r2], loss_id) * (ln + pair2)
+                ym = lam * y[r1] + mu * y[r2]
+                if criterion == 1:
+                    sal = loss_value(fv, ym, loss_id)
+                else:
+                    sal = loss_deriv(fv, ym, loss_id) * (ln + pair2)
                 if best_r < 0 or sal > best:
                     best = sal
                     best_r = r2
