@@ -45,8 +45,9 @@ METHODS = {  # torch_ref --method -> skfm augmentation
     "copy": "copy",
     "mix": "mix",
     "sm": "saliency",
+    "max": "max",
 }
-DEFAULT_EPOCHS = {"fm": 3, "copy": 2, "mix": 2, "sm": 2}
+DEFAULT_EPOCHS = {"fm": 3, "copy": 2, "mix": 2, "sm": 2, "max": 2}
 MODELS = {  # torch_ref --model -> (skfm model, its model options)
     "fm": ("FM", {}),
     "nfm": ("NFM", {"hidden_layer_sizes": (64,), "activation": "relu", "dropout_bi": 0.0,
@@ -75,6 +76,8 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-candidates", type=int, default=10, help="SMFM candidates (torch: 10)")
+    ap.add_argument("--maxup-m", type=int, default=4,
+                    help="Maxup's mixed neighbours per row (torch_ref --maxup-m; default 4)")
     ap.add_argument("--frappe-dir", default=None,
                     help="Frappe for skfm (default ../shared/data/frappe); torch_ref.py always "
                          "reads the copy beside it, in ../data/frappe")
@@ -149,6 +152,8 @@ def run_torch(a, model, method, threads, epochs):
     cmd = [a.torch_python, a.torch_ref, "--data", "frappe", "--model", model, "--method", method,
            "--dim", str(a.dim), "--epochs", str(epochs), "--batch", str(a.batch),
            "--lr", repr(a.lr), "--seed", str(a.seed), "--threads", str(threads)]
+    if method == "max":
+        cmd += ["--maxup-m", str(a.maxup_m)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     for k in ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "NUMBA_CACHE_DIR"):
         env.pop(k, None)
@@ -193,7 +198,8 @@ def skfm_estimator(a, method, threads, epochs, model="fm"):
         max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
         early_stopping=False,
         random_state=a.seed, n_jobs=threads, augmentation=aug, mix_alpha=0.5, mix_beta=0.5,
-        mix_ratio=1.0, n_candidates=a.n_candidates, **options)
+        mix_ratio=1.0, n_candidates=a.maxup_m if method == "max" else a.n_candidates,
+        **options)
 
 
 def run_skfm(a, data, model, method, threads, epochs):
@@ -222,7 +228,7 @@ def run_skfm(a, data, model, method, threads, epochs):
     clf = skfm_estimator(a, method, threads, epochs, model).fit(Xtr, ytr)
     assert clf.n_iter_ == epochs, clf.n_iter_
     p = clf.predict_proba(Xte)[:, 1]
-    rows = Xtr.shape[0] * (1 if METHODS[method] is None else 2)
+    rows = Xtr.shape[0] * (1 if METHODS[method] in (None, "max") else 2)
     return {"epoch_s": epoch_s, "cpu_per_wall": cpu / epoch_s if epoch_s > 0 else float("nan"),
             "others": tk.others, "rows_per_epoch": rows, "gen_s": gen,
             "test_auc": roc_auc_score(yte, p), "test_logloss": log_loss(yte, p)}
@@ -232,7 +238,7 @@ def warmup(data, threads, models):
     """Compile (or load from cache) every kernel the timed fits use, on 2,000 rows."""
     import numpy as np
     Xtr, ytr = data[0][:2000], data[1][:2000]
-    wa = argparse.Namespace(dim=8, lr=1e-3, batch=256, seed=0, n_candidates=3)
+    wa = argparse.Namespace(dim=8, lr=1e-3, batch=256, seed=0, n_candidates=3, maxup_m=3)
     with C.Timer() as t:
         for model in models:
             for m in METHODS:
@@ -295,11 +301,13 @@ def sm_floor_rows(a, runs, n_rows):
             continue
         b = base["epoch_s"]
         mix, sm = by.get((nt, model, "mix")), by.get((nt, model, "sm"))
+        mx = by.get((nt, model, "max"))
         row = {"threads": nt, "model": model, "base_s": b, "target": target.get(model),
                "mix": mix["epoch_s"] / b if mix else None,
                "sm": sm["epoch_s"] / b if sm else None,
                "target_mix": target_mix.get(model),
                "sm_mix": sm["epoch_s"] / mix["epoch_s"] if sm and mix else None,
+               "max_mix": mx["epoch_s"] / mix["epoch_s"] if mx and mix else None,
                "sm_aug": sm["gen_s"] / b if sm else None,
                "mix_aug": mix["gen_s"] / b if mix else None}
         if model == "nfm" and sm:
@@ -406,6 +414,7 @@ def main(argv=None):
                        ("base s/epoch", "base_s", ".3f"), ("target SM/base", "target", ".1f"),
                        ("mix", "mix", ".2f"), ("SM", "sm", ".2f"),
                        ("target SM/Mix", "target_mix", ".1f"), ("SM/Mix", "sm_mix", ".2f"),
+                       ("Max/Mix (target <= 1)", "max_mix", ".2f"),
                        ("SM aug", "sm_aug", ".2f"), ("Mix aug", "mix_aug", ".2f"),
                        ("mm64", "mm64", ".2f"),
                        ("mm32", "mm32", ".2f")], floor))

@@ -45,7 +45,7 @@ from skfm.datasets import load_libfm
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "..", "..", "shared", "data", "frappe")
 METHODS = {"fm": ("FM", None), "copy": ("CopyFM", "copy"), "mix": ("MixFM", "mix"),
-           "sm": ("SMFM", "saliency")}
+           "sm": ("SMFM", "saliency"), "max": ("MaxFM", "max")}
 # FM variants (SMFM paper Table 2): the model, and the settings the papers state
 # torch_ref's models: no dropout, no batch norm (pinned: skfm's NFM and DeepFM defaults have them)
 MODELS = {"fm": ("FM", {}),
@@ -69,6 +69,9 @@ def label(model, method):
 
 PAPER = dict(n_factors=64, solver="adam", learning_rate_init=1e-3, batch_size=2048, mix_ratio=1.0,
              n_candidates=10, alpha=0.0)
+#: an augmentation's own settings: Maxup's 4 mixed neighbours per row (Gong et al.; torch_ref's
+#: --maxup-m default)
+AUG_PARAMS = {"max": {"n_candidates": 4}}
 
 
 def load(frappe_dir):
@@ -88,7 +91,8 @@ def scores(est, X, y):
 def fixed_epochs(Xtr, ytr, Xte, yte, aug, seed, epochs, n_jobs, model="fm", verbose=False,
                  overrides=None):
     """Paper protocol: train ``epochs`` epochs, score the test split after each one."""
-    params = {**PAPER, **MODELS[model][1], **(overrides or {})}  # later ones win
+    params = {**PAPER, **MODELS[model][1], **AUG_PARAMS.get(aug, {}),
+              **(overrides or {})}  # later ones win
     est = estimator_class(model)(**params, augmentation=aug, random_state=seed, n_jobs=n_jobs,
                                  max_iter=1, warm_start=True, early_stopping=False)
     aucs, seconds = [], 0.0
@@ -112,7 +116,8 @@ def tuned(Xtr, ytr, Xte, yte, aug, seed, alphas, max_epochs, patience, n_jobs, m
     training rows; the restored best-epoch model of the best alpha is scored on the test split."""
     best = None
     for alpha in alphas:
-        params = {**PAPER, **MODELS[model][1], **(overrides or {}), "alpha": alpha}
+        params = {**PAPER, **MODELS[model][1], **AUG_PARAMS.get(aug, {}), **(overrides or {}),
+                  "alpha": alpha}
         est = estimator_class(model)(**params, augmentation=aug, random_state=seed,
                                      n_jobs=n_jobs, max_iter=max_epochs, early_stopping=True,
                                      validation_fraction=0.1, n_iter_no_change=patience, tol=0.0,
