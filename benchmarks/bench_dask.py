@@ -86,7 +86,7 @@ def main(argv=None):
     print(f"in memory: test AUC {auc_mem:.4f}, {mem_s:.1f} s", flush=True)
 
     with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=None) as cluster, Client(cluster):
         dX = da.from_array(Xtr, chunks=(a.block_rows, Xtr.shape[1]), asarray=False)
         dy = da.from_array(ytr, chunks=a.block_rows)
         # warm the workers' kernels (numba's cache) on a short fit, not timed

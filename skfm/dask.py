@@ -31,6 +31,7 @@ random generator seeded from ``(seed, e, k)`` and the models are mixed in shard 
 """
 import copy
 import time
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -116,7 +117,8 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
     >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
     >>> dX = da.from_array(X, chunks=(10_000, X.shape[1]), asarray=False)  # doctest: +SKIP
     >>> dy = da.from_array(y, chunks=10_000)                 # doctest: +SKIP
-    >>> model = DataParallel(SMFMClassifier(max_iter=10, random_state=0)).fit(dX, dy)  # doctest: +SKIP
+    >>> model = DataParallel(SMFMClassifier(max_iter=10))   # doctest: +SKIP
+    >>> model.fit(dX, dy)                                    # doctest: +SKIP
     >>> model.predict_proba(X_test)[:, 1]                    # doctest: +SKIP
     """
 
@@ -155,8 +157,13 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"n_shards must be a positive integer or None; got "
                              f"{self.n_shards!r}.")
         client = self.client if self.client is not None else _current_client(distributed)
+        for name in ("estimator_", "n_shards_", "n_features_in_", "classes_", "epoch_stats_"):
+            self.__dict__.pop(name, None)  # a failed refit leaves no stale model behind
         est = clone(self.estimator)
         est._validate_params()
+        if est.early_stopping is True:
+            warnings.warn("DataParallel trains max_iter epochs: the estimator's "
+                          "early_stopping=True does not apply.", UserWarning, stacklevel=2)
         seed = int(check_random_state(est.random_state).randint(0, 2**31 - 1))
         if est.random_state is None:  # one draw: every shard and the init share it
             est.set_params(random_state=seed)
@@ -167,6 +174,14 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         n_features = int(X.shape[1])
         delayed_shards = [_make_shard_delayed(group, n_features) for group in blocks]
         shards = client.compute(delayed_shards)
+        try:
+            self._fit_shards(client, est, shards, seed, n_features)
+        finally:
+            client.cancel(shards)  # the shards' rows leave the workers' memory
+        return self
+
+    def _fit_shards(self, client, est, shards, seed, n_features):
+        n_shards = len(shards)
         info = client.gather([client.submit(_shard_info, s, is_classifier(est), pure=False)
                               for s in shards])
         n_rows = np.array([i["n_rows"] for i in info], dtype=np.float64)
@@ -185,7 +200,6 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         model = client.submit(_init_model, est, shards[0], classes, pure=False).result()
 
         self.epoch_stats_ = []
-        losses = []
         for epoch in range(est.max_iter):
             t0 = time.perf_counter()
             sent = client.scatter(model, broadcast=True, hash=False)
@@ -198,7 +212,6 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
             t2 = time.perf_counter()
             loss = float(np.average([r["loss"] for r in results],
                                     weights=[r["epoch_rows"] for r in results]))
-            losses.append(loss)
             model.n_iter_ = epoch + 1
             model.t_ += int(round(np.mean([r["steps"] for r in results])))
             model.loss_curve_.append(loss)
@@ -213,7 +226,6 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
                 print(f"Epoch {epoch + 1}, loss = {loss:.6f}, {s['seconds']:.3f} s "
                       f"(slowest shard {s['train_seconds']:.3f} s, mixing "
                       f"{s['mix_seconds']:.3f} s)", flush=True)
-        client.cancel(shards)
         model.n_jobs = self.estimator.n_jobs
         model._rng = np.random.default_rng([seed, est.max_iter])
         _check_finite(model)
@@ -222,7 +234,6 @@ class DataParallel(MetaEstimatorMixin, BaseEstimator):
         self.n_features_in_ = n_features
         if classes is not None:
             self.classes_ = model.classes_
-        return self
 
     # ------------------------------------------------------------------------ prediction
     def _apply(self, method, X):
