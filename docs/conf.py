@@ -89,7 +89,11 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
 }
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["skfm.css"]
+# the Markdown pages and the gallery index have no sub-pages: no empty navigation column
+html_sidebars = {"index": [], "user_guide": [], "math": [], "developing": [],
+                 "auto_examples/index": []}
 html_show_sourcelink = False
 
 

@@ -72,8 +72,10 @@ for ax, alpha in zip(axes, grid["fm__alpha"]):
     ax.set_xticks(np.arange(len(rows)) + 0.175,
                   [names[res["params"][i]["fm__augmentation"]] for i in rows])
     ax.set_title(f"alpha={alpha:g}")
-    ax.set_ylim(0.5, 1)
     ax.grid(axis="y", alpha=0.3)
+low = (res["mean_test_score"] - res["std_test_score"]).min()
+high = (res["mean_test_score"] + res["std_test_score"]).max()
+axes[0].set_ylim(low - 0.02, high + 0.02)  # the axes share y
 axes[0].set_ylabel("cross-validated ROC AUC")
 axes[0].legend(loc="upper left")
 fig.tight_layout()

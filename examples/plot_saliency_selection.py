@@ -15,15 +15,21 @@ trainer does (same distributions, not the trainer's own random stream), scores t
 # ``saliency(X, y)`` returns S for every row under the fitted model.  For the logistic loss,
 # ``S = (sigmoid(f) - y) * (sum_i w_i x_i + 2 sum_{i<j} <v_i, v_j> x_i x_j)``: positive when
 # strengthening the row would push the prediction further from its label.
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 from skfm import SMFMClassifier
 from skfm.datasets import make_fm_classification
 
 X, y = make_fm_classification(n_samples=4000, n_fields=6, field_size=20, random_state=0)
-clf = SMFMClassifier(n_factors=8, max_iter=5, early_stopping=False, random_state=0).fit(X, y)
+clf = SMFMClassifier(n_factors=8, max_iter=5, early_stopping=False, random_state=0)
+with warnings.catch_warnings():  # 5 epochs on purpose: a model in the middle of training
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    clf.fit(X, y)
 S_rows = clf.saliency(X, y)
 print(f"training rows: {X.shape[0]}, saliency range [{S_rows.min():.3f}, {S_rows.max():.3f}], "
       f"share > 0: {np.mean(S_rows > 0):.2f}")
@@ -71,7 +77,7 @@ axes[0].hist(S_mix[picked], bins=bins, density=True, histtype="step", lw=2, colo
              label="kept candidates (max per parent)")
 axes[0].set_xlabel("saliency S")
 axes[0].set_ylabel("density")
-axes[0].legend()
+axes[0].legend(loc="upper left", fontsize=8)
 for mask, color, label in [(~differ, "tab:blue", "same labels"),
                            (differ, "tab:orange", "different labels")]:
     axes[1].scatter(lam[mask & ~picked], S_mix[mask & ~picked], s=3, alpha=0.3, color=color,
