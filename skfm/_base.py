@@ -275,14 +275,15 @@ class BaseFactorizationMachine(BaseEstimator):
 
     @property
     def coef_(self):
-        """Linear weights w, shape (n_features_in_,) ((n_classes, n_features_in_) multiclass)."""
+        """Linear weights w, shape ``(n_features_in_,)`` (``(n_classes, n_features_in_)``
+        multiclass)."""
         check_is_fitted(self)
         cols = [p["T"][:, 0] for p in self._params]
         return cols[0] if len(cols) == 1 else np.stack(cols)
 
     @property
     def factors_(self):
-        """Factor matrix V, shape (n_features_in_, n_factors) (a leading class axis for
+        """Factor matrix V, shape ``(n_features_in_, n_factors)`` (a leading class axis for
         multiclass)."""
         check_is_fitted(self)
         mats = [p["T"][:, 1:] for p in self._params]

@@ -117,7 +117,7 @@ DEEPFM = Model(
     title="DeepFM {task} (Guo et al. 2017): an FM and an MLP over shared field embeddings",
     summary="""
         For a row x with nonzeros x_j, embeddings v_j and ``fields_`` f_j, the field embeddings
-        e = [sum_{j in field f} x_j v_j]_f (n_fields_ * n_factors wide) feed a tower
+        e = [sum_{j in field f} x_j v_j]_f (``n_fields_ * n_factors`` wide) feed a tower
         z_l = dropout(act(BN(W_l z_{l-1} + b_l))), z_0 = e, and
 
             f(x) = w0 + sum_j w_j x_j + sum_{i<j} <v_i, v_j> x_i x_j + o . z_L,

@@ -223,14 +223,14 @@ _LOSS_DOC = {
 #: fitted attributes of every estimator: (name, type, doc, tasks that have it)
 _ATTRIBUTES = (
     ("intercept_", "float", "Bias w0.", TASKS),
-    ("coef_", "ndarray of shape (n_features_in_,)", "Linear weights w.", TASKS),
-    ("factors_", "ndarray of shape (n_features_in_, n_factors)",
+    ("coef_", "ndarray of shape (n_features,)", "Linear weights w.", TASKS),
+    ("factors_", "ndarray of shape (n_features, n_factors)",
      "Factor vectors (embeddings) v_i, one row per feature.", TASKS),
     ("classes_", "ndarray of shape (n_classes,)",
      "Class labels.  For more than two classes, ``intercept_``, ``coef_`` and ``factors_`` "
      "gain a leading class axis (one-vs-rest models).", ("classifier",)),
     ("n_features_in_", "int", "Number of features seen during fit.", TASKS),
-    ("fields_", "ndarray of shape (n_features_in_,) or None",
+    ("fields_", "ndarray of shape (n_features,) or None",
      "Field of each column, ``0..n_fields_-1``, from ``fields`` (given or inferred); None when "
      "``fields=None``.", TASKS),
     ("n_fields_", "int or None", "Number of fields; None when ``fields=None``.", TASKS),
