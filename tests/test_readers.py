@@ -156,8 +156,9 @@ def test_libfm_chunks_concatenate_to_the_whole_file(tmp_path, chunk_rows, gz):
     assert_csr_equal(sp.vstack([c[0] for c in chunks], format="csr"), Xw)
     np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), yw)
     # independently: scikit-learn's loader on the same file
-    np.testing.assert_array_equal(Xw.toarray(), load_svmlight_file(
-        str(path) if not gz else gzip.open(path), n_features=25, dtype=np.float32)[0].toarray())
+    with (gzip.open(path) if gz else open(path, "rb")) as fh:
+        Xs = load_svmlight_file(fh, n_features=25, dtype=np.float32)[0]
+    np.testing.assert_array_equal(Xw.toarray(), Xs.toarray())
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 4, 1000])
