@@ -13,8 +13,8 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted,
+                                      column_or_1d, validate_data)
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
@@ -29,13 +29,13 @@ __all__ = ["BaseFactorizationMachine", "FMClassifierMixin", "FMRegressorMixin",
            "TrainingDivergedError", "check_sparse_structure", "finite_output", "to_csr_data"]
 
 
-def check_sparse_structure(X):
+def check_sparse_structure(X, name="X"):
     """Raise ValueError unless a compressed sparse matrix (CSR, CSC or BSR; other inputs pass) is
     well formed: ``indptr`` non-decreasing from 0 to at most the stored entries, and every index
     within the other dimension.  scipy accepts matrices that break this (e.g. one-based indices
     under an unchanged shape); the compiled kernels, and scipy's own format conversions, would
     read and write out of bounds on them.  O(n_major + nnz), on the caller's arrays without
-    copying or changing them."""
+    copying or changing them.  ``name``: the argument named in the errors."""
     fmt = getattr(X, "format", None) if sp.issparse(X) else None
     if fmt == "csr":
         n_major, n_minor = X.shape
@@ -54,8 +54,8 @@ def check_sparse_structure(X):
     if (ip.shape[0] != n_major + 1 or ip[0] != 0 or nnz > X.indices.shape[0]
             or nnz > X.data.shape[0] or bool(np.any(ip[1:] < ip[:-1]))):
         raise ValueError(
-            f"X is not a valid {fmt.upper()} matrix: its indptr must have one entry more than "
-            f"its {major}, start at 0 and never decrease, and its last entry must not exceed "
+            f"{name} is not a valid {fmt.upper()} matrix: its indptr must have one entry more "
+            f"than its {major}, start at 0 and never decrease, and its last entry must not exceed "
             f"the stored entries (indptr has {ip.shape[0]} entries for {n_major} {major}, "
             f"from {ip[0] if ip.shape[0] else None} to {nnz}; {X.indices.shape[0]} indices "
             f"stored).")
@@ -64,8 +64,8 @@ def check_sparse_structure(X):
         lo, hi = int(ind.min()), int(ind.max())
         if lo < 0 or hi >= n_minor:
             raise ValueError(
-                f"X has {minor} outside [0, {n_minor}), its {n_minor} {bound}: the smallest "
-                f"is {lo}, the largest {hi} (one-based indices?).")
+                f"{name} has {minor} outside [0, {n_minor}), its {n_minor} {bound}: the "
+                f"smallest is {lo}, the largest {hi} (one-based indices?).")
 
 
 def finite_output(values, X, what, y=None):
@@ -87,14 +87,14 @@ def finite_output(values, X, what, y=None):
     return values
 
 
-def _check_before_conversion(X):
+def _check_before_conversion(X, name="X"):
     """Check a CSC or BSR matrix before scikit-learn has scipy convert it to CSR (scipy's
     conversion writes out of bounds on bad indices); CSR input is checked in to_csr_data."""
     if sp.issparse(X) and X.format != "csr":
-        check_sparse_structure(X)
+        check_sparse_structure(X, name)
 
 
-def to_csr_data(X, dtype):
+def to_csr_data(X, dtype, name="X"):
     """A validated matrix as canonical CSR arrays of ``dtype``; never writes into ``X``.
 
     Indices are sorted, duplicates summed and stored zeros dropped (on a copy) because the
@@ -102,8 +102,8 @@ def to_csr_data(X, dtype):
     stored zero would change its softmax."""
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     if X.shape[1] > np.iinfo(np.int32).max:
-        raise ValueError(f"X has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
-    check_sparse_structure(X)
+        raise ValueError(f"{name} has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
+    check_sparse_structure(X, name)
     indices = readonly(X.indices.astype(np.int32, copy=False))
     indptr = readonly(X.indptr.astype(np.int64))
     status = kcsr.csr_status(indptr, indices, X.data)
@@ -121,8 +121,8 @@ def to_csr_data(X, dtype):
             data = X.data.astype(dtype)
         if not np.isfinite(data).all():
             raise ValueError(
-                f"X contains values too large for {np.dtype(dtype).name}, the precision of the "
-                f"model (fitted on {np.dtype(dtype).name} data): |x| > "
+                f"{name} contains values too large for {np.dtype(dtype).name}, the precision of "
+                f"the model (fitted on {np.dtype(dtype).name} data): |x| > "
                 f"{np.finfo(dtype).max:.3g}.")
     return CSRData(indptr, indices, data, X.shape[1])
 
@@ -181,7 +181,7 @@ class BaseFactorizationMachine(BaseEstimator):
 
     # ------------------------------------------------------------------ public API
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to (X, y) with minibatch training for up to ``max_iter`` epochs.
 
         Parameters
@@ -194,6 +194,19 @@ class BaseFactorizationMachine(BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row's loss.  Augmented rows carry the weight of their
             parents, mixed with the same ``lam`` as the labels.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            Validation rows for early stopping, used instead of holding out
+            ``validation_fraction`` of the training rows (as
+            ``HistGradientBoostingClassifier.fit``'s ``X_val``): every row of X is trained
+            on, and ``final_epochs`` run over the rows of X only.  Checked as ``predict``'s
+            input.  Giving it turns ``early_stopping="auto"`` on; with
+            ``early_stopping=False`` it raises ValueError.  Needs ``y_val``.  In a
+            ``Pipeline``, ``transform_input=["X_val"]`` transforms it as X.
+        y_val : array-like of shape (n_val,), default=None
+            Labels (classes seen in y) or targets of ``X_val``; needs ``X_val``.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Non-negative weights of the validation rows, for the validation loss and the
+            ``scoring`` scorer (which gets ``sample_weight`` only when this is given).
 
         Returns
         -------
@@ -201,7 +214,8 @@ class BaseFactorizationMachine(BaseEstimator):
         """
         incremental = self.warm_start and hasattr(self, "_params")
         return self._fit(X, y, sample_weight, incremental=incremental, epochs=self.max_iter,
-                         classes=None, partial=False)
+                         classes=None, partial=False,
+                         validation_data=(X_val, y_val, sample_weight_val))
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y) (with the configured augmentation), continuing from the
@@ -347,9 +361,13 @@ class BaseFactorizationMachine(BaseEstimator):
         if first_call:
             self.fields_, self.n_fields_ = labels, n_fields
 
-    def _fit(self, X, y, sample_weight, incremental, epochs, classes, partial):
+    def _fit(self, X, y, sample_weight, incremental, epochs, classes, partial,
+             validation_data=(None, None, None)):
         first_call = not incremental
+        X_val, y_val, sample_weight_val = validation_data
+        given = X_val is not None or y_val is not None or sample_weight_val is not None
         weighted = sample_weight is not None  # a scorer gets the weights only if given
+        validation = None
         if not first_call:
             self._check_structure(partial)
         try:
@@ -370,10 +388,14 @@ class BaseFactorizationMachine(BaseEstimator):
             if first_call:
                 self._fitted_structure = self._structure()
             core = self._make_core()  # checks the model's own options
-            early = self._early_stopping_on(X.shape[0], partial)
+            early = self._early_stopping_on(X.shape[0], partial, given)
             if early:
-                _validation_rows(X.shape[0], self.validation_fraction)  # enough rows to split?
                 scorer = self._validation_scorer()
+            if given:
+                validation = self._given_validation(X_val, y_val, sample_weight_val, scorer,
+                                                    dtype if first_call else self._dtype)
+            elif early:
+                _validation_rows(X.shape[0], self.validation_fraction)  # enough rows to split?
         except Exception:
             if first_call:  # a refit that fails its checks must not leave the old model half
                 self._forget()  # overwritten (classes_, n_features_in_): it is unfitted
@@ -399,9 +421,8 @@ class BaseFactorizationMachine(BaseEstimator):
             self._states = [core.init_state(p, self.solver) for p in self._params]
         self._states_solver = self.solver
 
-        validation = None
-        if early:
-            X_all, Y_all, sw_all = Xc, Y, sw
+        X_all, Y_all, sw_all = Xc, Y, sw  # the rows of the final epochs
+        if early and not given:
             Xc, Y, sw, validation = self._split(X, Xc, Y, sw, y, rng, first_call, scorer,
                                                 weighted)
         if first_call:
@@ -412,26 +433,59 @@ class BaseFactorizationMachine(BaseEstimator):
             except Exception as e:
                 if first_call:
                     self._forget()
-                raise ValueError(f"scoring={self.scoring!r} cannot score the rows early stopping "
-                                 f"holds out: {e}") from e
+                raise ValueError(f"scoring={self.scoring!r} cannot score the validation rows of "
+                                 f"early stopping: {e}") from e
         fit_epochs(self, core, Xc, Y, sw, rng, epochs, first_call=first_call, partial=partial,
                    validation=validation)
         if early and self.final_epochs and not self.warm_start:
             # the best epoch's model, then final_epochs over every row: the held-out rows are
-            # not lost to the model (features seen only there are learnt)
+            # not lost to the model (features seen only there are learnt); with X_val, over
+            # the training rows (there are no held-out rows to give back)
             fit_epochs(self, core, X_all, Y_all, sw_all, rng, self.final_epochs,
                        first_call=False, partial=True, final=True)
         return self
 
-    def _early_stopping_on(self, n_samples, partial):
-        """Whether this fit holds out rows and stops early: ``early_stopping=True``, or "auto"
-        on more than EARLY_STOPPING_AUTO_ROWS rows (HistGradientBoosting's "auto" does so above
-        10,000); never in partial_fit."""
+    def _early_stopping_on(self, n_samples, partial, given=False):
+        """Whether this fit stops early: ``early_stopping=True``, or "auto" with validation
+        rows ``given`` (X_val) or on more than EARLY_STOPPING_AUTO_ROWS rows
+        (HistGradientBoosting's "auto" does so above 10,000); never in partial_fit.  Validation
+        rows given with ``early_stopping=False`` raise, as in HistGradientBoosting."""
         if partial:
             return False
         if isinstance(self.early_stopping, str):  # "auto"
-            return n_samples > EARLY_STOPPING_AUTO_ROWS
+            return given or n_samples > EARLY_STOPPING_AUTO_ROWS
+        if given and not self.early_stopping:
+            raise ValueError(
+                "X_val and y_val are passed to fit while early_stopping=False: they are used "
+                "by early stopping only. Set early_stopping=True or \"auto\", or do not pass "
+                "them.")
         return bool(self.early_stopping)
+
+    def _given_validation(self, X_val, y_val, sample_weight_val, scorer, dtype):
+        """The Validation of the rows given to fit (X_val, y_val, sample_weight_val), checked
+        as predict's input, with errors that name them; ``dtype``: the model's."""
+        if X_val is None or y_val is None:
+            missing = "X_val" if X_val is None else "y_val"
+            raise ValueError(f"{missing} is missing: early stopping's validation rows need both "
+                             f"X_val and y_val (sample_weight_val is optional).")
+        _check_before_conversion(X_val, "X_val")
+        X_val = check_array(X_val, accept_sparse="csr", dtype=[np.float64, np.float32],
+                            ensure_all_finite=True, input_name="X_val")
+        if X_val.shape[1] != self.n_features_in_:
+            raise ValueError(f"X_val has {X_val.shape[1]} features, but X has "
+                             f"{self.n_features_in_}: the validation rows must have the "
+                             f"training rows' columns.")
+        Xc = to_csr_data(X_val, dtype, "X_val")
+        Y = self._encode_targets_predict(y_val, Xc.n_rows, "y_val", "X_val")
+        weighted = sample_weight_val is not None
+        try:
+            sw = _check_sample_weight(sample_weight_val, X_val, dtype=np.float64,
+                                      ensure_non_negative=True)
+        except ValueError as e:
+            raise ValueError(f"sample_weight_val: {e}") from None
+        return Validation(Xc, np.asfortranarray(Y), np.ascontiguousarray(sw), scorer,
+                          X_val if scorer is not None else None,
+                          np.asarray(y_val) if scorer is not None else None, weighted)
 
     def _validation_scorer(self):
         """None for ``scoring="loss"`` (the negative mean training loss), else the scikit-learn
@@ -545,13 +599,14 @@ class FMClassifierMixin(ClassifierMixin):
         Y = lb.transform(y).astype(np.float64)
         return np.asfortranarray(Y)
 
-    def _encode_targets_predict(self, y, n):
-        y = np.asarray(y)
+    def _encode_targets_predict(self, y, n, name="y", x_name="X"):
+        y = column_or_1d(y)
         if y.shape[0] != n:
-            raise ValueError(f"y has {y.shape[0]} rows but X has {n}.")
+            raise ValueError(f"{name} has {y.shape[0]} rows but {x_name} has {n}.")
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if len(unknown):
-            raise ValueError(f"y contains labels not seen in classes_: {unknown.tolist()}.")
+            raise ValueError(f"{name} contains labels not seen in classes_: "
+                             f"{unknown.tolist()}.")
         return self._binarize(y)
 
     def decision_function(self, X):
@@ -613,12 +668,12 @@ class FMRegressorMixin(RegressorMixin):
                 for p in self._params:
                     p["w0"][0] = mean
 
-    def _encode_targets_predict(self, y, n):
+    def _encode_targets_predict(self, y, n, name="y", x_name="X"):
         y = column_or_1d(np.asarray(y, dtype=np.float64))
         if y.shape[0] != n:
-            raise ValueError(f"y has {y.shape[0]} rows but X has {n}.")
+            raise ValueError(f"{name} has {y.shape[0]} rows but {x_name} has {n}.")
         if not np.isfinite(y).all():
-            raise ValueError("y contains NaN or infinity.")
+            raise ValueError(f"{name} contains NaN or infinity.")
         return y.reshape(-1, 1)
 
     def predict(self, X):

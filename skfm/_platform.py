@@ -117,15 +117,18 @@ SHARED_PARAMS = (
             "validation score (``scoring``) has not improved by ``tol`` for "
             "``n_iter_no_change`` epochs, restore the parameters of the best epoch, then train "
             "``final_epochs`` epochs over all the rows.  \"auto\": on for fits on more than "
-            "1,000 rows (100 held out): without it, training to ``max_iter`` overfits the "
-            "log-loss on every set of the suite above 1,000 rows (user guide, \"Defaults\").  "
-            "Never in ``partial_fit``.",
+            "1,000 rows (100 held out), or when ``fit`` is given validation rows (``X_val``, "
+            "which replace the held-out ones): without it, training to ``max_iter`` overfits "
+            "the log-loss on every set of the suite above 1,000 rows (user guide, "
+            "\"Defaults\").  Never in ``partial_fit``.",
         "regressor":
             "True: hold out ``validation_fraction`` of the rows, stop when the validation "
             "score (``scoring``) has not improved by ``tol`` for ``n_iter_no_change`` epochs, "
             "restore the parameters of the best epoch, then train ``final_epochs`` epochs over "
             "all the rows.  \"auto\": on for fits on more than 1,000 rows (100 held out), "
-            "as for the classifiers (user guide, \"Defaults\").  Never in ``partial_fit``."}),
+            "or when ``fit`` is given validation rows (``X_val``, which replace the held-out "
+            "ones), as for the classifiers (user guide, \"Defaults\").  Never in "
+            "``partial_fit``."}),
     Param("scoring", "loss", [str, callable, None], 'str, callable or None', {
         "classifier":
             "Validation score of early stopping.  \"loss\": the negative (sample-weighted) "
@@ -142,7 +145,8 @@ SHARED_PARAMS = (
             "stop on the score the model will be judged by.  None: the estimator's ``score`` "
             "(R^2).  A scorer costs one ``predict`` of the validation rows per epoch."}),
     Param("validation_fraction", 0.1, [Interval(Real, 0, 1, closed="neither")], "float",
-          "Fraction of rows held out with early stopping."),
+          "Fraction of rows held out with early stopping; unused when ``fit`` is given "
+          "``X_val``."),
     Param("n_iter_no_change", 10, _at_least_one(), "int",
           "Epochs without improvement before stopping."),
     Param("final_epochs", 2, _non_negative(Integral), "int",

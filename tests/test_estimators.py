@@ -572,7 +572,7 @@ def test_early_stopping_scorer_that_cannot_score_leaves_unfitted():
     X, y = binary_data()
     y3 = np.arange(len(y)) % 3
     est = FMClassifier(early_stopping=True, scoring="roc_auc", max_iter=2, random_state=0)
-    with pytest.raises(ValueError, match="scoring='roc_auc' cannot score the rows early stopping"):
+    with pytest.raises(ValueError, match="scoring='roc_auc' cannot score the validation rows"):
         est.fit(X, y3)
     with pytest.raises(NotFittedError):
         est.predict(X)
