@@ -60,6 +60,13 @@ def _model_names():
     return names
 
 
+def _augmentations():
+    """The augmentations every estimator takes, from the shared parameter's declaration."""
+    from ._platform import SHARED_PARAMS
+    param = next(p for p in SHARED_PARAMS if p.name == "augmentation")
+    return sorted(next(c for c in param.constraints if isinstance(c, StrOptions)).options)
+
+
 def _estimator_class(model, task, augmentation):
     """The estimator class and its preset of --model / --task / --augmentation ("none" or a
     strategy; None when not given)."""
@@ -271,7 +278,7 @@ def _parser(fit_for=("fm", "classification", None)):
                         "mix and saliency and their presets")
     p.add_argument("--task", choices=list(_TASKS), default="classification",
                    help="default: classification")
-    p.add_argument("--augmentation", choices=["none", "copy", "mix", "saliency"],
+    p.add_argument("--augmentation", choices=["none", *_augmentations()],
                    default=None, help="training-set augmentation (default: the model's)")
     p.add_argument("--validation", metavar="FILE",
                    help="validation file for early stopping (instead of holding out "

@@ -121,6 +121,7 @@ def test_libffm_regression_round_trip(tmp_path, capsys):
     (["--model", "smfm"], "SMFMClassifier", "saliency"),
     (["--model", "fm", "--augmentation", "mix"], "FMClassifier", "mix"),
     (["--model", "mixfm"], "MixFMClassifier", "mix"),
+    (["--model", "nfm", "--augmentation", "max", "--n-candidates", "3"], "NFMClassifier", "max"),
     (["--model", "deepfm", "--augmentation", "copy", "--param", "batch_norm=no"],
      "DeepFMClassifier", "copy"),
 ])
