@@ -11,8 +11,9 @@ ways:
 * dask-ml's ``Incremental`` calls the estimator's ``partial_fit`` on one block after the other:
   the data can be spread, the work is sequential.
 
-Both need the ``dask`` extra: ``pip install "skfm[dask]"``.  Here a local cluster of two worker
-processes stands in for a real one; with a real cluster, ``Client("scheduler-address:8786")``.
+Both need the ``dask`` extra: ``pip install ".[dask]"`` from a checkout.  Here a local cluster of
+two worker processes stands in for a real one; with a real cluster,
+``Client("scheduler-address:8786")``.
 
 The worker processes start by importing this script (Python's "spawn" start method), so the code
 that starts and uses the cluster sits under ``if __name__ == "__main__":``; in a notebook that

@@ -1,7 +1,8 @@
 """Data-parallel training on a dask.distributed cluster: :class:`DataParallel`.
 
-Needs the ``dask`` extra (``pip install "skfm[dask]"``: dask's arrays and dask.distributed).  The
-module itself imports without them; :class:`DataParallel` asks for them when it is fitted.
+Needs the ``dask`` extra (``pip install ".[dask]"`` from a checkout: dask's arrays,
+dask.distributed and dask-ml).  The module itself imports without them; :class:`DataParallel`
+asks for them when it is fitted.
 
 What runs where
 ---------------
@@ -44,8 +45,8 @@ from ._trainer import AUTO_BATCH, make_augmenter
 
 __all__ = ["DataParallel"]
 
-_NEEDS = ('skfm.dask needs dask[array] and dask.distributed: pip install "skfm[dask]" '
-          '(or pip install "dask[array]" distributed)')
+_NEEDS = ('skfm.dask needs dask[array] and dask.distributed: pip install ".[dask]" from a '
+          'checkout of skfm (or pip install "dask[array]" distributed)')
 
 
 def _import_dask():
