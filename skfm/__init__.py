@@ -5,6 +5,7 @@ and train with Numba-jitted, multithreaded, bit-reproducible CPU kernels.
 """
 from ._afm import AFMClassifier, AFMRegressor
 from ._base import TrainingDivergedError
+from ._dcn import DCNClassifier, DCNRegressor
 from ._deepfm import DeepFMClassifier, DeepFMRegressor
 from ._fm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
                   SMFMRegressor)
@@ -12,7 +13,7 @@ from ._nfm import NFMClassifier, NFMRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["AFMClassifier", "AFMRegressor", "DeepFMClassifier", "DeepFMRegressor",
-           "FMClassifier", "FMRegressor", "MixFMClassifier", "MixFMRegressor", "NFMClassifier",
-           "NFMRegressor", "SMFMClassifier", "SMFMRegressor", "TrainingDivergedError",
-           "__version__"]
+__all__ = ["AFMClassifier", "AFMRegressor", "DCNClassifier", "DCNRegressor", "DeepFMClassifier",
+           "DeepFMRegressor", "FMClassifier", "FMRegressor", "MixFMClassifier", "MixFMRegressor",
+           "NFMClassifier", "NFMRegressor", "SMFMClassifier", "SMFMRegressor",
+           "TrainingDivergedError", "__version__"]

@@ -14,9 +14,9 @@ estimator.  The estimator builds its core with ``_make_core()``.  Every core pro
   feature maps of the batch transposition (``skfm._trainer.feature_slots``)
 
 and may provide ``select_partners`` (a closed-form SMFM candidate selector).  Every model trains
-on the one minibatch skeleton (skfm._kernels.skeleton) with its own spec and hooks; NFM, AFM and
-DeepFM (skfm._nfm, skfm._afm, skfm._deepfm) plug in here with their own parameter dicts and
-kernels, through :class:`SkeletonCore`.  Kernels get the
+on the one minibatch skeleton (skfm._kernels.skeleton) with its own spec and hooks; NFM, AFM,
+DeepFM and DCN (skfm._nfm, skfm._afm, skfm._deepfm, skfm._dcn) plug in here with their own
+parameter dicts and kernels, through :class:`SkeletonCore`.  Kernels get the
 rows (``CSRData``, the training ``block``) and targets as read-only views and the parameters as
 they are (see ``skfm._trainer.readonly``).
 """

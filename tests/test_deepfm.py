@@ -88,7 +88,8 @@ def targets(rng, n, loss_id):
 def dropout_masks(core, params, B, epoch=0, step=0):
     """The inverted-dropout masks the kernels draw for rows 0..B-1 of a batch: unit u of layer
     l of row b is the u-th draw of the stream (stream_key(seed, epoch, step), b, l)."""
-    key = stream_key(int(params["seed"][0]), epoch, step)
+    # as uint64: a key of 2**63 or more would not fit the int64 Numba gives a Python int
+    key = np.uint64(stream_key(int(params["seed"][0]), epoch, step))
     p = core.dropout
     masks = []
     for l, n in enumerate(core.hidden, start=1):
