@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 
 MODELS = {"fm": "FMClassifier", "mixfm": "MixFMClassifier", "smfm": "SMFMClassifier",
-          "nfm": "NFMClassifier", "afm": "AFMClassifier", "deepfm": "DeepFMClassifier"}
+          "nfm": "NFMClassifier", "afm": "AFMClassifier", "deepfm": "DeepFMClassifier",
+          "dcn": "DCNClassifier"}
 
 
 def parse_args(argv=None):
