@@ -26,6 +26,8 @@ original row (mix_ratio=1), SMFM with 10 candidates.  NFM: one hidden layer of 6
 dropout, no batch norm (torch_ref's defaults).  AFM: attention factor 64, no dropout, no L2 on
 the attention weights.  DeepFM: two hidden layers of 64 ReLU units, no dropout (torch_ref's
 defaults), fields inferred by ``fields="auto"`` (Frappe's 10 one-hot fields, as torch_ref's).
+DCN: two cross layers beside DeepFM's tower, no dropout, no batch norm (torch_ref's defaults).
+Maxup ("max"): 4 mixed neighbours per row (``--maxup-m``, torch_ref's default).
 """
 import argparse
 import importlib.util
@@ -55,6 +57,8 @@ MODELS = {  # torch_ref --model -> (skfm model, its model options)
     "afm": ("AFM", {"attention_factor": 64, "dropout": 0.0, "attention_alpha": 0.0}),
     "deepfm": ("DeepFM", {"hidden_layer_sizes": (64, 64), "activation": "relu", "dropout": 0.0,
                           "batch_norm": False}),
+    "dcn": ("DCN", {"n_cross_layers": 2, "hidden_layer_sizes": (64, 64), "activation": "relu",
+                    "dropout": 0.0, "batch_norm": False}),
 }
 
 
@@ -292,7 +296,7 @@ def sm_floor_rows(a, runs, n_rows):
     layer's products of the n p candidates add their own floor."""
     import numpy as np
     target = {"fm": 2.5, "nfm": 3.0, "afm": 3.0}  # SM / base
-    target_mix = {"deepfm": 1.5}  # SM / Mix
+    target_mix = {"deepfm": 1.5, "dcn": 1.5}  # SM / Mix
     by = {(r["threads"], r["model"], r["method"]): r["skfm"] for r in runs}
     out = []
     for nt, model in dict.fromkeys((r["threads"], r["model"]) for r in runs):

@@ -53,7 +53,9 @@ MODELS = {"fm": ("FM", {}),
                           "dropout_hidden": 0.0, "batch_norm": False}),
           "afm": ("AFM", {"attention_factor": 64, "dropout": 0.0, "attention_alpha": 0.0}),
           "deepfm": ("DeepFM", {"hidden_layer_sizes": (64, 64), "activation": "relu",
-                                "dropout": 0.0, "batch_norm": False})}
+                                "dropout": 0.0, "batch_norm": False}),
+          "dcn": ("DCN", {"n_cross_layers": 2, "hidden_layer_sizes": (64, 64),
+                          "activation": "relu", "dropout": 0.0, "batch_norm": False})}
 
 
 def estimator_class(model):
@@ -200,8 +202,9 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--models", nargs="+", default=["fm"], choices=list(MODELS),
                     help="fm, and the variants nfm (one ReLU layer of 64), afm (attention "
-                         "factor 64) and deepfm (two ReLU layers of 64, Frappe's 10 fields "
-                         "inferred by fields='auto'); --tuned runs each of them too")
+                         "factor 64), deepfm (two ReLU layers of 64, Frappe's 10 fields "
+                         "inferred by fields='auto') and dcn (deepfm's tower beside two cross "
+                         "layers); --tuned runs each of them too")
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--set", nargs="+", metavar="NAME=VALUE", dest="overrides",
                     help="override estimator parameters (paper protocol and --tuned), "
