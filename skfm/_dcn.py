@@ -6,18 +6,18 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from ._cores import FMCore, SkeletonCore
 from ._kernels import dcn as kdcn
 from ._kernels import deepfm as kdf
 from ._kernels import mlp as kmlp
-from ._nfm import ACTIVATIONS, BN_MOMENTUM, NFM, hidden_layers, nfm_layout
+from ._deepfm import FieldTowerCore
+from ._nfm import BN_MOMENTUM, NFM, hidden_layers, nfm_layout
 from ._platform import Model, Param, make_estimator
 from ._trainer import readonly_float64
 
 __all__ = ["DCNClassifier", "DCNRegressor"]
 
 
-class DCNCore(SkeletonCore):
+class DCNCore(FieldTowerCore):
     """DCN: ``w0`` (1,), ``T`` = [w | V] (n_features, 1 + d), ``H`` (flat float64: the tower,
     per hidden layer W, b (, gamma, beta), then its output weights o_deep; from ``offc`` the
     cross layers' c_l, d_l, then o_cross; see skfm._kernels.dcn), the tower's ``layout``, BN
@@ -25,41 +25,26 @@ class DCNCore(SkeletonCore):
     column's field, 0 .. n_fields - 1."""
 
     name = "dcn"
+    title = "DCN"
 
     def __init__(self, fields, n_fields, n_cross_layers=2, hidden_layer_sizes=(64, 64),
                  activation="relu", dropout=0.0, batch_norm=False):
-        self.fields = np.ascontiguousarray(fields, dtype=np.int32)
-        self.n_fields = int(n_fields)
+        super().__init__(fields, n_fields, hidden_layer_sizes, activation, dropout, batch_norm)
         self.n_cross = int(n_cross_layers)
         if self.n_cross < 0:
             raise ValueError(f"n_cross_layers must be >= 0, got {n_cross_layers!r}.")
-        self.hidden = tuple(int(n) for n in hidden_layer_sizes)
-        if not self.hidden:
-            raise ValueError("DCN needs at least one hidden layer (hidden_layer_sizes=()).")
-        self.activation = activation
-        self.act = ACTIVATIONS[activation]
-        self.dropout = float(dropout)
-        self.batch_norm = bool(batch_norm)
 
     def init_params(self, n_features, n_factors, dtype, rng, init_std):
         """As torch_ref's DCN: w0 = w = 0, V ~ N(0, init_std), W_l ~ N(0, 2 / (n_in + n_out)),
         b_l = 0, c_l ~ N(0, 2 / (n_0 + 1)), d_l = 0, [o_cross; o_deep] ~ N(0, 2 / (n_0 + n_L +
         1)); batch norm gamma = 1, beta = 0."""
-        if self.fields.shape != (n_features,):
-            raise ValueError(f"fields has {self.fields.shape[0]} entries for {n_features} "
-                             f"features.")
-        params = FMCore.init_params(n_features, n_factors, dtype, rng, init_std)
+        params = self._init_table(n_features, n_factors, dtype, rng, init_std)
         n0 = self.n_fields * n_factors
         sizes = [n0, *self.hidden]
         lay, n_tower = nfm_layout(n0, self.hidden, self.batch_norm)
         offc = n_tower
         H = np.zeros(n_tower + (2 * self.n_cross + 1) * n0)
-        for l in range(1, len(sizes)):
-            n, npv = sizes[l], sizes[l - 1]
-            w = lay[l, kmlp.OFFW]
-            H[w:w + n * npv] = rng.normal(0.0, np.sqrt(2.0 / (npv + n)), n * npv)
-            if self.batch_norm:
-                H[lay[l, kmlp.OFFG]:lay[l, kmlp.OFFG] + n] = 1.0
+        self._init_tower(H, lay, sizes, rng)
         for l in range(self.n_cross):
             H[offc + 2 * l * n0:offc + (2 * l + 1) * n0] = rng.normal(
                 0.0, np.sqrt(2.0 / (n0 + 1)), n0)

@@ -17,13 +17,13 @@ from ._trainer import readonly_float64
 __all__ = ["DeepFMClassifier", "DeepFMRegressor"]
 
 
-class DeepFMCore(SkeletonCore):
-    """DeepFM: ``w0`` (1,), ``T`` = [w | V] (n_features, 1 + d), the tower ``H`` (flat float64:
-    per hidden layer W, b (, gamma, beta), then the output weights o; see
-    skfm._kernels.deepfm), its ``layout``, BN running ``bn_mean`` / ``bn_var`` and the dropout
-    ``seed``.  ``fields`` (n_features,): each column's field, 0 .. n_fields - 1."""
+class FieldTowerCore(SkeletonCore):
+    """What DeepFM and DCN share: the field-embedding concatenation e (n_fields x d) of the
+    columns' ``fields`` (n_features,; 0 .. n_fields - 1) feeding an MLP tower (``hidden``,
+    ``activation``, ``dropout``, ``batch_norm``)."""
 
-    name = "deepfm"
+    #: the model's name in error messages
+    title = None
 
     def __init__(self, fields, n_fields, hidden_layer_sizes=(64, 64), activation="relu",
                  dropout=0.0, batch_norm=False):
@@ -31,29 +31,49 @@ class DeepFMCore(SkeletonCore):
         self.n_fields = int(n_fields)
         self.hidden = tuple(int(n) for n in hidden_layer_sizes)
         if not self.hidden:
-            raise ValueError("DeepFM needs at least one hidden layer (hidden_layer_sizes=()).")
+            raise ValueError(f"{self.title} needs at least one hidden layer "
+                             f"(hidden_layer_sizes=()).")
         self.activation = activation
         self.act = ACTIVATIONS[activation]
         self.dropout = float(dropout)
         self.batch_norm = bool(batch_norm)
 
-    def init_params(self, n_features, n_factors, dtype, rng, init_std):
-        """As torch_ref's DeepFM: w0 = w = 0, V ~ N(0, init_std), W_l ~ N(0, 2 / (n_in +
-        n_out)), b_l = 0, o ~ N(0, 2 / (n_L + 1)); batch norm gamma = 1, beta = 0."""
+    def _init_table(self, n_features, n_factors, dtype, rng, init_std):
+        """FM's w0 and T for these fields (checked against n_features)."""
         if self.fields.shape != (n_features,):
             raise ValueError(f"fields has {self.fields.shape[0]} entries for {n_features} "
                              f"features.")
-        params = FMCore.init_params(n_features, n_factors, dtype, rng, init_std)
-        sizes = [self.n_fields * n_factors, *self.hidden]
-        lay, n_head = nfm_layout(sizes[0], self.hidden, self.batch_norm)
-        lay[1:, kmlp.ZOFF] -= sizes[0]  # e is never built: the hidden layers' columns from 0
-        H = np.zeros(n_head)
+        return FMCore.init_params(n_features, n_factors, dtype, rng, init_std)
+
+    def _init_tower(self, H, lay, sizes, rng):
+        """The tower's weights in H (torch_ref's: W_l ~ N(0, 2 / (n_in + n_out)), b_l = 0;
+        batch norm gamma = 1, beta = 0), layer by layer."""
         for l in range(1, len(sizes)):
             n, npv = sizes[l], sizes[l - 1]
             w = lay[l, kmlp.OFFW]
             H[w:w + n * npv] = rng.normal(0.0, np.sqrt(2.0 / (npv + n)), n * npv)
             if self.batch_norm:
                 H[lay[l, kmlp.OFFG]:lay[l, kmlp.OFFG] + n] = 1.0
+
+
+class DeepFMCore(FieldTowerCore):
+    """DeepFM: ``w0`` (1,), ``T`` = [w | V] (n_features, 1 + d), the tower ``H`` (flat float64:
+    per hidden layer W, b (, gamma, beta), then the output weights o; see
+    skfm._kernels.deepfm), its ``layout``, BN running ``bn_mean`` / ``bn_var`` and the dropout
+    ``seed``.  ``fields`` (n_features,): each column's field, 0 .. n_fields - 1."""
+
+    name = "deepfm"
+    title = "DeepFM"
+
+    def init_params(self, n_features, n_factors, dtype, rng, init_std):
+        """As torch_ref's DeepFM: w0 = w = 0, V ~ N(0, init_std), W_l ~ N(0, 2 / (n_in +
+        n_out)), b_l = 0, o ~ N(0, 2 / (n_L + 1)); batch norm gamma = 1, beta = 0."""
+        params = self._init_table(n_features, n_factors, dtype, rng, init_std)
+        sizes = [self.n_fields * n_factors, *self.hidden]
+        lay, n_head = nfm_layout(sizes[0], self.hidden, self.batch_norm)
+        lay[1:, kmlp.ZOFF] -= sizes[0]  # e is never built: the hidden layers' columns from 0
+        H = np.zeros(n_head)
+        self._init_tower(H, lay, sizes, rng)
         H[n_head - sizes[-1]:] = rng.normal(0.0, np.sqrt(2.0 / (sizes[-1] + 1)), sizes[-1])
         width = int(lay[-1, kmlp.ZOFF] + lay[-1, kmlp.SIZE])
         params.update(H=H, layout=lay, bn_mean=np.zeros(width), bn_var=np.ones(width),
