@@ -119,7 +119,7 @@ DCN = Model(
           "shared field embeddings",
     summary="""
         For a row x with nonzeros x_j, embeddings v_j and ``fields_`` f_j, the field embeddings
-        x0 = [sum_{j in field f} x_j v_j]_f (n_fields_ * n_factors wide) feed a cross network
+        x0 = [sum_{j in field f} x_j v_j]_f (``n_fields_ * n_factors`` wide) feed a cross network
         x_{l+1} = x0 (c_l . x_l) + d_l + x_l (``n_cross_layers`` layers, x_0 = x0) and a tower
         z_l = dropout(act(BN(W_l z_{l-1} + b_l))), z_0 = x0, and
 
@@ -158,7 +158,7 @@ DCN = Model(
     notes="""
         w0 and w start at 0, V as FM's, the tower's weights as N(0, 2 / (n_in + n_out)) and its
         biases at 0, the cross weights c_l as N(0, 2 / (n_0 + 1)) and the cross biases d_l at 0,
-        the output weights o as N(0, 2 / (n_0 + n_L + 1)) (n_0 = n_fields_ * n_factors), as
+        the output weights o as N(0, 2 / (n_0 + n_L + 1)) (``n_0 = n_fields_ * n_factors``), as
         torch_ref's DCN.  The tower and the cross network are updated densely every step by
         the same solver; ``alpha`` penalises only the embedding rows ``(w_j, v_j)`` of the
         features in a minibatch (lazily, as in FM).  A row with no nonzero in a field has a
