@@ -4,7 +4,7 @@ NFM, with the paper protocol of reproduce_frappe.py (Adam, lr 1e-3, batch 2048, 
 NFM as torch_ref's: one ReLU layer of 64, no dropout, no batch norm).
 
     pip install ".[bench]"
-    python benchmarks/sensitivity.py                # FM and NFM, seed 0 (~30 min on 2 cores)
+    python benchmarks/sensitivity.py                # FM and NFM, seed 0 (~3 min on 2 cores)
     python benchmarks/sensitivity.py --models fm --epochs 10 --ratios 0.1 1 --ps 1 10
 
 The gain is SM's test AUC after the last epoch minus the base model's (same seed, same epochs);
