@@ -219,9 +219,8 @@ _DEFAULTS_DOC = ("  The defaults were chosen on the real and synthetic sets of "
                  "behind each.")
 _LOSS_DOC = {
     "classifier": "Trained by minibatch {Adam, Adagrad, SGD} on the logistic loss; binary "
-                  "labels train one model, more classes one model per class (one-vs-rest)."
-                  + _DEFAULTS_DOC,
-    "regressor": "Trained by minibatch {Adam, Adagrad, SGD} on the squared loss." + _DEFAULTS_DOC,
+                  "labels train one model, more classes one model per class (one-vs-rest).",
+    "regressor": "Trained by minibatch {Adam, Adagrad, SGD} on the squared loss.",
 }
 
 #: fitted attributes of every estimator: (name, type, doc, tasks that have it)
@@ -292,6 +291,8 @@ class Model:
     fast : small, fast constructor arguments for tests.
     defaults : the model's own defaults of shared parameters (e.g. a learning rate), justified
         in the user guide's "Defaults" by the figures of ``benchmarks/defaults.py``.
+    defaults_doc : the docstring's sentence on where the defaults come from, for a model whose
+        defaults have not been chosen on ``benchmarks/defaults.py`` (None: they have).
     """
 
     name: str
@@ -310,6 +311,7 @@ class Model:
     example: dict = dataclasses.field(default_factory=dict)
     fast: dict = dataclasses.field(default_factory=dict)
     defaults: dict = dataclasses.field(default_factory=dict)
+    defaults_doc: str = None
 
     def signature_params(self, augmentation=None):
         """Every parameter of the model's estimators, in signature order, with the model's
@@ -445,7 +447,9 @@ def _docstring(model, task, augmentation, params):
                   f"waits as long (see the user guide's \"Defaults\").")
     else:
         title, preset = model.title.format(task=task) + ".", ""
-    parts = [title, textwrap.dedent(model.summary).strip(), _wrap(_LOSS_DOC[task] + preset)]
+    defaults = _DEFAULTS_DOC if model.defaults_doc is None else "  " + model.defaults_doc
+    parts = [title, textwrap.dedent(model.summary).strip(),
+             _wrap(_LOSS_DOC[task] + defaults + preset)]
 
     lines = ["Parameters", "----------"]
     for p in params:
