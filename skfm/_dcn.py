@@ -7,7 +7,6 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from ._kernels import dcn as kdcn
-from ._kernels import deepfm as kdf
 from ._kernels import mlp as kmlp
 from ._deepfm import FieldTowerCore
 from ._nfm import BN_MOMENTUM, NFM, hidden_layers, nfm_layout
@@ -42,6 +41,7 @@ class DCNCore(FieldTowerCore):
         n0 = self.n_fields * n_factors
         sizes = [n0, *self.hidden]
         lay, n_tower = nfm_layout(n0, self.hidden, self.batch_norm)
+        lay[1:, kmlp.ZOFF] -= n0  # x0 is never built: the hidden layers' columns from 0
         offc = n_tower
         H = np.zeros(n_tower + (2 * self.n_cross + 1) * n0)
         self._init_tower(H, lay, sizes, rng)
@@ -94,12 +94,12 @@ class DCNCore(FieldTowerCore):
         scoring the materialised candidates with ``saliency``, without building them."""
         lay, offh, offc, nc, bn = self._static(params)
         T, H = params["T"], params["H"]
-        P = kdf.tower_inputs(X.indptr, X.indices, X.data, T, self.fields, H, lay)
+        P, L, KC = kdcn.row_inputs(X.indptr, X.indices, X.data, T, self.fields, H, lay, offc, nc)
         return kdcn.select_partners(
             X.indptr, X.indices, X.data, readonly_float64(y),
             np.ascontiguousarray(parents, dtype=np.int64), int(p), seed, epoch, float(a),
-            float(b), params["w0"], T, self.fields, H, lay, offh, offc, nc, bn,
-            params["bn_mean"], params["bn_var"], self.act, loss_id, P)
+            float(b), params["w0"], T, H, lay, offh, nc, bn, params["bn_mean"],
+            params["bn_var"], self.act, loss_id, P, L, KC)
 
 
 def _dcn_core(estimator, fields):
@@ -130,9 +130,12 @@ DCN = Model(
 
             f(x) = w0 + sum_j w_j x_j + o . [x_K; z_L].
 
-        Numba kernels on the CSR rows; gradients are closed-form, and SMFM's selection runs
-        each candidate's cross network with tangents along the row without building the
-        candidate (x0 is linear in x).
+        The cross network is a scalar recursion on projections of x0 (x_l = a_l x0 + d_1 +
+        ... + d_l), so the Numba kernels on the CSR rows build neither x0 nor x_l: the tower's
+        first product and the projections are sums of per-feature products.  Gradients are
+        closed-form; SMFM's selection mixes the parents' products and runs each candidate's
+        recursion with tangents along the row without building the candidate (x0 is linear in
+        x).
     """,
     core=_dcn_core,
     params=(

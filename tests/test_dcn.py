@@ -306,7 +306,7 @@ def test_init_and_structure_checks():
     p = core.init_params(len(FIELDS), 4, np.float32, rng, 0.01)
     lay, H = p["layout"], p["H"]
     assert p["T"].dtype == np.float32 and np.all(p["T"][:, 0] == 0) and p["w0"][0] == 0
-    assert lay[0, kmlp.SIZE] == 20 and lay[1, kmlp.ZOFF] == 20
+    assert lay[0, kmlp.SIZE] == 20 and lay[1, kmlp.ZOFF] == 0  # x0 is never built
     n_tower = 7 * 20 + 3 * 7 + 6 * 7 + 3 * 6 + 6
     assert len(H) == n_tower + 7 * 20 and p["n_cross"][0] == 3
     cs = np.concatenate([H[n_tower + 40 * l:n_tower + 40 * l + 20] for l in range(3)])

@@ -133,9 +133,9 @@ def _block(c, indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh,
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def fused_batch(indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh, key, p_hid,
                 act, loss_id, mode, loc, U, F, G, S, P1, DL, LP, GHP):
-    """Without batch norm, rows [start, start + B) block by block (as nfm.fused_batch, mlp.block_pass).  TRAIN:
-    F, G = dObj/df, S, P1 = W_1 e, DL = dObj/d(W_1 e), LP[c] / GHP[c] = block c's loss sum /
-    dObj/dH but W_1's.  DECIDE: F = f.  SALIENCY: F = S(x, y)."""
+    """Without batch norm, rows [start, start + B) block by block (as nfm.fused_batch,
+    mlp.block_pass).  TRAIN: F, G = dObj/df, S, P1 = W_1 e, DL = dObj/d(W_1 e), LP[c] / GHP[c] =
+    block c's loss sum / dObj/dH but W_1's.  DECIDE: F = f.  SALIENCY: F = S(x, y)."""
     for c in prange((B + _MM - 1) // _MM):
         _block(np.int64(c), indptr, indices, data, y, sw, start, B, w0, T, head, layout, offh,
                key, p_hid, act, loss_id, mode, loc, U, F, G, S, P1, DL, LP, GHP)
@@ -183,6 +183,15 @@ def input_grads(nu, uniq, ptr, occ_b, occ_x, T, fields, DL, Dlt, GH, oW, n0):
 
 
 @njit(cache=True, fastmath=False)
+def first_layer_buffers(cap, T, n_out):
+    """first_layer's and input_grads' buffers for batches of at most cap nonzeros and a first
+    layer of n_out rows: (slot, uniq, cnt, ptr, occ_b, occ_x, up, U, Dlt)."""
+    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
+    return (np.full(T.shape[0], -1, np.int32), uniq, cnt, ptr, occ_b, np.empty(cap, T.dtype),
+            np.empty(cap, np.int32), np.empty((cap, n_out)), np.empty((cap, n_out)))
+
+
+@njit(cache=True, fastmath=False)
 def workspace_for(B, cap, T, head, layout, bn):
     """Buffers for batches of at most B rows and cap nonzeros: (G, S, P1, DL, F, LP, GHP, BASE,
     TAN, Z, A, XH, M, DZ, MU, VAR, slot, uniq, cnt, ptr, occ_b, occ_x, up, U, Dlt, W1) (flat: a
@@ -194,13 +203,11 @@ def workspace_for(B, cap, T, head, layout, bn):
     nch = (B + _MM - 1) // _MM
     Bbn = B if bn else 0
     W1 = head[layout[1, OFFW]:layout[1, OFFW] + n1 * n0].reshape((n1, n0))
-    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     return (np.empty(B), np.empty((B, T.shape[1] - 1)), np.empty((B, n1)), np.empty((B, n1)),
             np.empty(B), np.empty(nch), np.empty((0 if bn else max(nch, 1), head.shape[0])),
             np.empty(Bbn), np.empty(Bbn), np.empty((Bbn, W)), np.empty((Bbn, W)),
             np.empty((Bbn, W)), np.empty((Bbn, W)), np.empty((Bbn, W)), np.zeros(W), np.ones(W),
-            np.full(T.shape[0], -1, np.int32), uniq, cnt, ptr, occ_b, np.empty(cap, T.dtype),
-            np.empty(cap, np.int32), np.empty((cap, n1)), np.empty((cap, n1)), W1)
+            *first_layer_buffers(cap, T, n1), W1)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -334,18 +341,28 @@ def _gather_rows(indptr, data, start, B, loc, U, P):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def tower_inputs(indptr, indices, data, T, fields, head, layout):
-    """P (n, n_1): W_1 e(x_r) for every row (the first layer's pre-activation without bias),
-    per chunk of _ROWS rows through first_layer; summed in float64, stored in T's precision as
+def row_products(indptr, indices, data, T, fields, W):
+    """P (n, n_out): W e(x_r) for every row and a (n_out, n_fields d) matrix W, per chunk of
+    _ROWS rows through first_layer; summed in float64, stored in T's precision as
     fm.fm_row_stats (the partners' rows are the selector's cache misses)."""
     n = indptr.shape[0] - 1
-    ws = workspace_for(0, batch_capacity(indptr, _ROWS), T, head, layout, False)
-    P = np.empty((n, layout[1, SIZE]), T.dtype)
+    bufs = first_layer_buffers(batch_capacity(indptr, _ROWS), T, W.shape[0])
+    P = np.empty((n, W.shape[0]), T.dtype)
     for start in range(0, n, _ROWS):
         B = min(_ROWS, n - start)
-        first_layer(indptr, indices, data, start, B, T, fields, ws[25], *ws[16:24])
-        _gather_rows(indptr, data, start, B, ws[22], ws[23], P)
+        first_layer(indptr, indices, data, start, B, T, fields, W, *bufs[:8])
+        _gather_rows(indptr, data, start, B, bufs[6], bufs[7], P)
     return P
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def tower_inputs(indptr, indices, data, T, fields, head, layout):
+    """P (n, n_1): W_1 e(x_r) for every row (the first layer's pre-activation without bias),
+    row_products of the head's W_1."""
+    n0 = layout[0, SIZE]
+    n1 = layout[1, SIZE]
+    W1 = head[layout[1, OFFW]:layout[1, OFFW] + n1 * n0].reshape((n1, n0))
+    return row_products(indptr, indices, data, T, fields, W1)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
