@@ -18,6 +18,13 @@ validation log-loss); the model of the best validation epoch is then scored on t
 Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30 (0: skip)] [--tuned]
        [--frappe-dir ../shared/data/frappe] [--n-jobs 2] [--methods fm copy mix sm]
        [--models fm nfm afm deepfm] [--set dropout=0.2 ...] [--json runs.json]
+       python benchmarks/reproduce_frappe.py --table2 --tuned --alphas 0 [--torch-ref]
+
+``--table2`` runs the SMFM paper's whole Table 2 column that skfm has (FM, NFM, AFM and DCN each
+as base, Copy, Mix and SM; DeepFM, MaxFM and MaxNFM) both ways, and prints one table beside the
+paper's Frappe figures and, with ``--torch-ref``, beside ``../shared/bench/torch_ref.py``'s (seed
+``--seeds[0]``, the paper protocol, ``--n-jobs`` threads; torch needed).  The paper trains on a
+larger split (its AUCs are higher): compare orderings, not levels.
 
 ``--set NAME=VALUE`` overrides an estimator parameter of the paper protocol (a setting another
 paper states, e.g. the AFM paper's pair dropout of 0.2 on Frappe); the tables name the overrides
@@ -56,6 +63,25 @@ MODELS = {"fm": ("FM", {}),
                                 "dropout": 0.0, "batch_norm": False}),
           "dcn": ("DCN", {"n_cross_layers": 2, "hidden_layer_sizes": (64, 64),
                           "activation": "relu", "dropout": 0.0, "batch_norm": False})}
+
+
+#: the SMFM paper's Table 2, Frappe column (AUC, LogLoss; mean of its 30 runs on its own split)
+PAPER_TABLE2 = {
+    ("fm", "fm"): (0.9653, 0.2047), ("fm", "copy"): (0.9705, 0.1948),
+    ("fm", "mix"): (0.9784, 0.1537), ("fm", "sm"): (0.9825, 0.1668),
+    ("nfm", "fm"): (0.9696, 0.2093), ("nfm", "copy"): (0.9706, 0.2088),
+    ("nfm", "mix"): (0.9788, 0.1404), ("nfm", "sm"): (0.9808, 0.1428),
+    ("afm", "fm"): (0.9651, 0.2056), ("afm", "copy"): (0.9742, 0.1920),
+    ("afm", "mix"): (0.9784, 0.1536), ("afm", "sm"): (0.9806, 0.1612),
+    ("dcn", "fm"): (0.9753, 0.2070), ("dcn", "copy"): (0.9756, 0.2223),
+    ("dcn", "mix"): (0.9767, 0.1811), ("dcn", "sm"): (0.9792, 0.1857),
+    ("deepfm", "fm"): (0.9753, 0.2114), ("fm", "max"): (0.9802, 0.3374),
+    ("nfm", "max"): (0.9773, 0.1656)}
+#: torch_ref.py's options for each --models choice (as MODELS' settings)
+TORCH_ARGS = {"fm": [], "nfm": ["--hidden", "64"], "afm": ["--attention-factor", "64"],
+              "deepfm": ["--deep-layers", "64,64"],
+              "dcn": ["--cross-layers", "2", "--deep-layers", "64,64"]}
+TORCH_REF = os.path.join(HERE, "..", "..", "shared", "bench", "torch_ref.py")
 
 
 def estimator_class(model):
@@ -137,6 +163,48 @@ def tuned(Xtr, ytr, Xte, yte, aug, seed, alphas, max_epochs, patience, n_jobs, m
             "epoch_s": epoch_s}
 
 
+def torch_reference(model, method, seed, epochs, threads):
+    """torch_ref.py's test AUC and log-loss after ``epochs`` epochs of the paper protocol."""
+    import subprocess
+    cmd = [sys.executable, TORCH_REF, "--model", model, "--method", method, "--dim", "64",
+           "--epochs", str(epochs), "--batch", "2048", "--lr", "0.001", "--seed", str(seed),
+           "--threads", str(threads), *TORCH_ARGS[model]]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    last = [ln for ln in out.splitlines() if ln[:1].isdigit()][-1].split("\t")
+    return {"auc": float(last[4]), "logloss": float(last[5]), "seed": seed, "epochs": epochs}
+
+
+def print_table2(runs, truns, refs):
+    """One table: per (model, method) the paper protocol and the validation-stopped runs (mean
+    +- std over seeds), torch_ref's figures where run, and the paper's."""
+    def cell(rows, key):
+        if not rows:
+            return f"{'-':>17}"
+        m, sd = summarize(rows, [key])[key]
+        return f"{m:.4f} +- {sd:.4f}"
+
+    n_ep = "/".join(str(e) for e in sorted({r["epochs"] for r in runs})) or "-"
+    print(f"{'method':<10} {n_ep + '-epoch AUC':>17} {'log-loss':>17} {'stopped AUC':>17} "
+          f"{'log-loss':>17} {'epochs':>6} {'torch AUC':>9} {'log-loss':>8} {'paper AUC':>9} "
+          f"{'log-loss':>8}")
+    pairs = list(dict.fromkeys([(r["model"], r["method"]) for r in runs + truns]))
+    for model, m in pairs:
+        fx = [r for r in runs if (r["model"], r["method"]) == (model, m)]
+        tu = [r for r in truns if (r["model"], r["method"]) == (model, m)]
+        ref = refs.get(f"{model}/{m}")
+        paper = PAPER_TABLE2.get((model, m))
+        ep = f"{np.mean([r['epochs'] for r in tu]):6.1f}" if tu else f"{'-':>6}"
+        print(f"{label(model, m):<10} {cell(fx, 'auc')} {cell(fx, 'logloss')} "
+              f"{cell(tu, 'auc')} {cell(tu, 'logloss')} {ep} "
+              + (f"{ref['auc']:9.4f} {ref['logloss']:8.4f} " if ref else f"{'-':>9} {'-':>8} ")
+              + (f"{paper[0]:9.4f} {paper[1]:8.4f}" if paper else f"{'-':>9} {'-':>8}"))
+    seeds = sorted({r["seed"] for r in runs + truns})
+    rs = sorted({(r["seed"], r["epochs"]) for r in refs.values()})
+    print(f"(skfm: mean +- std over seeds {seeds}; stopped: on the validation log-loss of 10% of "
+          f"the training rows, the best epoch restored; torch: torch_ref.py, (seed, epochs) "
+          f"{rs or '-'}; paper: the SMFM paper's Table 2, trained on a larger split)")
+
+
 def summarize(rows, keys):
     out = {}
     for k in keys:
@@ -210,6 +278,10 @@ def main(argv=None):
                     help="override estimator parameters (paper protocol and --tuned), "
                          "e.g. dropout=0.2")
     ap.add_argument("--tuned", action="store_true", help="also run the tuned comparison")
+    ap.add_argument("--table2", action="store_true", help="the SMFM paper's Table 2 column "
+                    "(replaces --models and --methods) and one table beside the paper's")
+    ap.add_argument("--torch-ref", action="store_true", help="with --table2: also run "
+                    "torch_ref.py on each row (seed --seeds[0], paper protocol)")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
     ap.add_argument("--max-epochs", type=int, default=150)
     ap.add_argument("--patience", type=int, default=5)
@@ -221,25 +293,36 @@ def main(argv=None):
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     if args.merge:
-        runs = []
+        runs, truns, refs = [], [], {}
         for path in args.merge:
             with open(path) as fh:
-                runs += json.load(fh)["runs"]
-        print_fixed(runs)
+                got = json.load(fh)
+            runs += got["runs"]
+            truns += got.get("tuned", [])
+            refs.update(got.get("torch_ref", {}))
+        if runs:
+            print_fixed(runs)
+        if truns or refs:
+            print_table2(runs, truns, refs)
         return
+    if args.table2:
+        pairs = [(mo, m) for mo in ("fm", "nfm", "afm", "dcn") for m in ("fm", "copy", "mix", "sm")]
+        pairs += [("deepfm", "fm"), ("fm", "max"), ("nfm", "max")]
+    else:
+        pairs = [(mo, m) for mo in args.models for m in args.methods]
 
     overrides = parse_overrides(args.overrides)
     Xtr, ytr, Xte, yte = load(args.frappe_dir)
     print(f"# Frappe: train {Xtr.shape[0]} rows (validation split), test {Xte.shape[0]} rows, "
           f"{Xtr.shape[1]} features; seeds {args.seeds}; n_jobs={args.n_jobs}"
           f"{'; overrides' + settings(overrides) if overrides else ''}")
-    for model in args.models:  # compile (or load) every kernel the timed fits use: s/epoch
-        for m in args.methods:  # then leaves the one-off JIT cost out
-            est = estimator_class(model)(**{**PAPER, **MODELS[model][1], **overrides,
-                                            "n_factors": 4, "n_candidates": 3},
-                                         augmentation=METHODS[m][1],
-                                         n_jobs=args.n_jobs, max_iter=1, warm_start=True)
-            est.fit(Xtr[:500], ytr[:500]).predict_proba(Xte[:500])
+    for model, m in pairs:  # compile (or load) every kernel the timed fits use: s/epoch
+        # then leaves the one-off JIT cost out
+        est = estimator_class(model)(**{**PAPER, **MODELS[model][1], **overrides,
+                                        "n_factors": 4, "n_candidates": 3},
+                                     augmentation=METHODS[m][1],
+                                     n_jobs=args.n_jobs, max_iter=1, warm_start=True)
+        est.fit(Xtr[:500], ytr[:500]).predict_proba(Xte[:500])
 
     runs = []
     if args.epochs == 0:  # --tuned only
@@ -247,31 +330,49 @@ def main(argv=None):
     else:
         print(f"\n## Paper protocol: Adam lr 1e-3, batch 2048, d=64, {args.epochs} epochs, "
               "mix_ratio=1, p=10, alpha=0")
-    for model in args.models if args.epochs else []:
-        for m in args.methods:
-            for s in args.seeds:
-                r = fixed_epochs(Xtr, ytr, Xte, yte, METHODS[m][1], s, args.epochs, args.n_jobs,
-                                 model, args.verbose, overrides)
-                runs.append(dict(r, model=model, method=m, seed=s, epochs=args.epochs,
-                                 n_jobs=args.n_jobs, set=overrides))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"runs": runs}, fh, indent=1)
+    for model, m in pairs if args.epochs else []:
+        for s in args.seeds:
+            r = fixed_epochs(Xtr, ytr, Xte, yte, METHODS[m][1], s, args.epochs, args.n_jobs,
+                             model, args.verbose, overrides)
+            runs.append(dict(r, model=model, method=m, seed=s, epochs=args.epochs,
+                             n_jobs=args.n_jobs, set=overrides))
+    out = {"runs": runs, "tuned": [], "torch_ref": {}}
+
+    def save():
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(out, fh, indent=1)
+
+    save()
     if runs:
         print_fixed(runs)
+    if args.tuned:
+        tuned_table(args, pairs, Xtr, ytr, Xte, yte, overrides, out["tuned"])
+        save()
+    if args.table2 and args.torch_ref:
+        for model, m in pairs:
+            out["torch_ref"][f"{model}/{m}"] = torch_reference(
+                model, m, args.seeds[0], args.epochs or 30, args.n_jobs or 2)
+            save()
+    if args.table2:
+        print("\n## Table 2, Frappe column")
+        print_table2(runs, out["tuned"], out["torch_ref"])
 
-    if not args.tuned:
-        return
+
+def tuned_table(args, pairs, Xtr, ytr, Xte, yte, overrides, truns):
+    """The tuned (validation-stopped) comparison of ``pairs``; each seed's run into truns."""
     print(f"\n## Tuned: alpha in {args.alphas} and epochs (early stopping, patience "
           f"{args.patience}, up to {args.max_epochs}) chosen on 10% of the training rows")
     print(f"{'method':<8} {'test AUC':>17} {'test log-loss':>17} {'epochs':>7} "
           f"{'alphas chosen':>16}")
-    for model in args.models:
+    for model in dict.fromkeys(mo for mo, _ in pairs):
         tuned_res = {}
-        for m in args.methods:
+        for m in [m for mo, m in pairs if mo == model]:
             aug = METHODS[m][1]
             rows = [tuned(Xtr, ytr, Xte, yte, aug, s, args.alphas, args.max_epochs,
                           args.patience, args.n_jobs, model, overrides) for s in args.seeds]
+            truns += [dict(r, model=model, method=m, seed=s, set=overrides)
+                      for r, s in zip(rows, args.seeds)]
             t = summarize(rows, ["auc", "logloss", "epochs"])
             tuned_res[m] = t
             print(f"{label(model, m):<8} {t['auc'][0]:.4f} +- {t['auc'][1]:.4f} "
