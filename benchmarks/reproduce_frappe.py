@@ -23,7 +23,9 @@ Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30 (0: sk
 ``--table2`` runs the SMFM paper's whole Table 2 column that skfm has (FM, NFM, AFM and DCN each
 as base, Copy, Mix and SM; DeepFM, MaxFM and MaxNFM) both ways, and prints one table beside the
 paper's Frappe figures and, with ``--torch-ref``, beside ``../shared/bench/torch_ref.py``'s (seed
-``--seeds[0]``, the paper protocol, ``--n-jobs`` threads; torch needed).  The paper trains on a
+``--seeds[0]``, the paper protocol, ``--n-jobs`` threads; torch needed; ``--torch-models`` picks
+the rows, ``--epochs 0`` without ``--tuned`` runs torch_ref alone, and ``--merge`` joins the
+``--json`` files of such runs).  The paper trains on a
 larger split (its AUCs are higher): compare orderings, not levels.
 
 ``--set NAME=VALUE`` overrides an estimator parameter of the paper protocol (a setting another
@@ -281,7 +283,11 @@ def main(argv=None):
     ap.add_argument("--table2", action="store_true", help="the SMFM paper's Table 2 column "
                     "(replaces --models and --methods) and one table beside the paper's")
     ap.add_argument("--torch-ref", action="store_true", help="with --table2: also run "
-                    "torch_ref.py on each row (seed --seeds[0], paper protocol)")
+                    "torch_ref.py on each row (seed --seeds[0], paper protocol; with --epochs 0 "
+                    "and no --tuned, torch_ref only, for --merge)")
+    ap.add_argument("--torch-models", nargs="+", choices=list(MODELS), default=None,
+                    help="with --torch-ref: only these models' rows (torch_ref's SMAFM takes "
+                         "minutes an epoch)")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
     ap.add_argument("--max-epochs", type=int, default=150)
     ap.add_argument("--patience", type=int, default=5)
@@ -351,6 +357,8 @@ def main(argv=None):
         save()
     if args.table2 and args.torch_ref:
         for model, m in pairs:
+            if args.torch_models is not None and model not in args.torch_models:
+                continue
             out["torch_ref"][f"{model}/{m}"] = torch_reference(
                 model, m, args.seeds[0], args.epochs or 30, args.n_jobs or 2)
             save()
