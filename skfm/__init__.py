@@ -15,6 +15,6 @@ from ._nfm import NFMClassifier, NFMRegressor
 __version__ = "0.1.0"
 
 __all__ = ["AFMClassifier", "AFMRegressor", "DCNClassifier", "DCNRegressor", "DeepFMClassifier",
-           "DeepFMRegressor", "FFMClassifier", "FFMRegressor", "FMClassifier", "FMRegressor", "MixFMClassifier", "MixFMRegressor",
-           "NFMClassifier", "NFMRegressor", "SMFMClassifier", "SMFMRegressor",
-           "TrainingDivergedError", "__version__"]
+           "DeepFMRegressor", "FFMClassifier", "FFMRegressor", "FMClassifier", "FMRegressor",
+           "MixFMClassifier", "MixFMRegressor", "NFMClassifier", "NFMRegressor", "SMFMClassifier",
+           "SMFMRegressor", "TrainingDivergedError", "__version__"]

@@ -21,7 +21,6 @@ of threads.
 """
 from collections import namedtuple
 
-import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH, skeleton
