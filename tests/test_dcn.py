@@ -16,8 +16,9 @@ from skfm._kernels import mlp as kmlp
 from skfm._kernels.losses import LOGISTIC, SQUARED
 from skfm._trainer import Augmenter
 from skfm.datasets import make_fm_classification
-from test_deepfm import (FIELDS, D, _fields_data, _fit_epochs, dropout_masks, head_of,
-                         multi_field_rows, targets)
+from test_deepfm import (FIELDS, D, _fields_data, _fit_epochs,
+                         assert_gradient_is_finite_differences, dropout_masks, head_of,
+                         loss_slope_along_rows, multi_field_rows, targets)
 
 LOSSES = {LOGISTIC: "logistic", SQUARED: "squared"}
 N_FIELDS = FIELDS.max() + 1
@@ -170,24 +171,7 @@ def test_batch_gradient_matches_finite_differences(hidden, act, bn, n_cross, los
     """Central differences of the kernel's own objective in every parameter (w0, each T entry
     of the batch's features, each H entry: tower, c_l, d_l, o_cross)."""
     core, params, X, _, _ = make_case(21, hidden, act, bn, n_cross, n=10)
-    rng = np.random.default_rng(21)
-    y = targets(rng, 10, loss_id)
-    sw = rng.uniform(0.5, 2.0, 10)
-    _obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, loss_id, 0.05)
-
-    def fd(name, idx, h=1e-6):
-        vals = []
-        for sgn in (1, -1):
-            p = {k: v.copy() for k, v in params.items()}
-            p[name][idx] += sgn * h
-            vals.append(core.batch_gradient(p, X, y, sw, loss_id, 0.05)[0])
-        return (vals[0] - vals[1]) / (2 * h)
-
-    np.testing.assert_allclose(g0, fd("w0", 0), rtol=1e-6, atol=1e-9)
-    num_T = np.array([[fd("T", (j, k)) for k in range(D + 1)] for j in uniq])
-    np.testing.assert_allclose(GT, num_T, rtol=1e-6, atol=1e-9)
-    num_H = np.array([fd("H", c) for c in range(len(GH))])
-    np.testing.assert_allclose(GH, num_H, rtol=1e-6, atol=1e-9)
+    assert_gradient_is_finite_differences(core, params, X, loss_id, 21)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -213,14 +197,8 @@ def test_saliency_matches_reference_and_finite_differences(hidden, act, bn, n_cr
     sal = core.saliency(params, X, y, loss_id)
     np.testing.assert_allclose(sal, ref.saliency(rp, Xd, y, LOSSES[loss_id]), rtol=1e-10,
                                atol=1e-12)
-    h = 1e-6
-
-    def loss_at(t):
-        Xt = to_csr_data(sp.csr_matrix(t * Xd), np.dtype(np.float64))
-        return ref.loss_values(core.decision(params, Xt), y, LOSSES[loss_id])
-
-    num = (loss_at(1 + h) - loss_at(1 - h)) / (2 * h)
-    np.testing.assert_allclose(sal, num, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(sal, loss_slope_along_rows(core, params, Xd, y, loss_id),
+                               rtol=1e-6, atol=1e-8)
     assert np.abs(sal).max() > 1e-3  # not trivially zero
 
 

@@ -102,6 +102,41 @@ def dropout_masks(core, params, B, epoch=0, step=0):
     return masks
 
 
+def assert_gradient_is_finite_differences(core, params, X, loss_id, seed, alpha=0.05):
+    """d/dw0, the T rows of the batch's features and every entry of d/dH of
+    core.batch_gradient are the central differences of its own objective (targets and sample
+    weights drawn from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    y = targets(rng, X.n_rows, loss_id)
+    sw = rng.uniform(0.5, 2.0, X.n_rows)
+    _obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, loss_id, alpha)
+
+    def fd(name, idx, h=1e-6):
+        vals = []
+        for sgn in (1, -1):
+            p = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
+            p[name][idx] += sgn * h
+            vals.append(core.batch_gradient(p, X, y, sw, loss_id, alpha)[0])
+        return (vals[0] - vals[1]) / (2 * h)
+
+    np.testing.assert_allclose(g0, fd("w0", 0), rtol=1e-6, atol=1e-9)
+    num_T = np.array([[fd("T", (j, k)) for k in range(GT.shape[1])] for j in uniq])
+    np.testing.assert_allclose(GT, num_T, rtol=1e-6, atol=1e-9)
+    num_H = np.array([fd("H", c) for c in range(len(GH))])
+    np.testing.assert_allclose(GH, num_H.reshape(GH.shape), rtol=1e-6, atol=1e-9)
+    return GT
+
+
+def loss_slope_along_rows(core, params, Xd, y, loss_id, h=1e-6):
+    """d/dt L(f(t x), y) at t = 1 for each dense row x of Xd, by central differences of the
+    core's own (float64) decision."""
+    def loss_at(t):
+        Xt = to_csr_data(sp.csr_matrix(t * Xd), np.dtype(np.float64))
+        return ref.loss_values(core.decision(params, Xt), y, LOSSES[loss_id])
+
+    return (loss_at(1 + h) - loss_at(1 - h)) / (2 * h)
+
+
 def hp_of(batch_size, solver="adam", lr=0.01, alpha=0.0, loss_id=LOGISTIC, epoch=0):
     return {"batch_size": batch_size, "solver": solver, "lr": lr, "beta_1": 0.9,
             "beta_2": 0.999, "epsilon": 1e-8, "loss_id": loss_id, "alpha": alpha,
@@ -178,26 +213,8 @@ def test_batch_gradient_with_dropout_matches_reference_masks(bn):
 def test_batch_gradient_matches_finite_differences(hidden, act, bn, loss_id):
     """Central differences of the kernel's own objective in every parameter (w0, each T entry
     of the batch's features, each H entry)."""
-    core, params, X, Xd, _ = make_case(21, hidden, act, bn, n=10)
-    rng = np.random.default_rng(21)
-    y = targets(rng, 10, loss_id)
-    sw = rng.uniform(0.5, 2.0, 10)
-    alpha = 0.05
-    obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, loss_id, alpha)
-
-    def fd(name, idx, h=1e-6):
-        vals = []
-        for sgn in (1, -1):
-            p = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
-            p[name][idx] += sgn * h
-            vals.append(core.batch_gradient(p, X, y, sw, loss_id, alpha)[0])
-        return (vals[0] - vals[1]) / (2 * h)
-
-    np.testing.assert_allclose(g0, fd("w0", 0), rtol=1e-6, atol=1e-9)
-    num_T = np.array([[fd("T", (j, k)) for k in range(D + 1)] for j in uniq])
-    np.testing.assert_allclose(GT, num_T, rtol=1e-6, atol=1e-9)
-    num_H = np.array([fd("H", c) for c in range(len(GH))])
-    np.testing.assert_allclose(GH, num_H, rtol=1e-6, atol=1e-9)
+    core, params, X, _, _ = make_case(21, hidden, act, bn, n=10)
+    assert_gradient_is_finite_differences(core, params, X, loss_id, 21)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -223,14 +240,8 @@ def test_saliency_matches_reference_and_finite_differences(hidden, act, bn, loss
     sal = core.saliency(params, X, y, loss_id)
     np.testing.assert_allclose(sal, ref.saliency(rp, Xd, y, LOSSES[loss_id]), rtol=1e-10,
                                atol=1e-12)
-    h = 1e-6
-
-    def loss_at(t):
-        Xt = to_csr_data(sp.csr_matrix(t * Xd), np.dtype(np.float64))
-        return ref.loss_values(core.decision(params, Xt), y, LOSSES[loss_id])
-
-    np.testing.assert_allclose(sal, (loss_at(1 + h) - loss_at(1 - h)) / (2 * h), rtol=1e-6,
-                               atol=1e-8)
+    np.testing.assert_allclose(sal, loss_slope_along_rows(core, params, Xd, y, loss_id),
+                               rtol=1e-6, atol=1e-8)
 
 
 def test_tower_inputs_are_the_first_layer_products():
