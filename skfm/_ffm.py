@@ -57,6 +57,20 @@ class FFMCore(SkeletonCore):
         """Per-row saliency (SMFM Eq. 5): L'(f) (lin + 2 pair)."""
         return self._rows(params, X, readonly_float64(y), loss_id, True)
 
+    def select_partners(self, params, X, y, parents, p, seed, epoch, a, b, loss_id, criterion=0):
+        """SMFM's choice (criterion 0: the largest saliency) or Maxup's (1: the largest loss)
+        of each first parent's p candidates in closed form (kffm.select_partners): the choice
+        of scoring the materialised candidates, without building them."""
+        k = np.int64(self._k(params))
+        R = kffm.row_stats(X.indptr, X.indices, X.data, params["T"], self.fields, k)
+        return kffm.select_partners(
+            X.indptr, X.indices, X.data, readonly_float64(y),
+            np.ascontiguousarray(parents, dtype=np.int64), int(p), seed, epoch, float(a),
+            float(b), params["w0"], params["T"], self.fields, k, loss_id, R, np.int64(criterion))
+
+    def select_max_loss(self, params, X, y, parents, p, seed, epoch, a, b, loss_id):
+        return self.select_partners(params, X, y, parents, p, seed, epoch, a, b, loss_id, 1)
+
 
 class _FFMMethods:
     """FFM's own view of the factors: one latent vector per (feature, field)."""
@@ -93,8 +107,9 @@ FFM = Model(
         O(m^2 n_factors) for a row of m nonzeros.  The parameters of a feature, w_j and its
         ``n_fields_`` latent vectors, form one row of the feature table, updated lazily as
         FM's.  Numba kernels on the CSR rows; gradients are closed-form.  The pair term is
-        homogeneous of degree 2 in x, so the saliency is L'(f) (sum_j w_j x_j + 2 pair);
-        SMFM's selection scores the materialised candidates with it.
+        homogeneous of degree 2 in x, so the saliency is L'(f) (sum_j w_j x_j + 2 pair), and
+        quadratic, so SMFM's selection scores a candidate lam x + (1 - lam) r from the rows'
+        pair terms and one cross term of the two rows, without building it.
     """,
     core=_ffm_core,
     defaults={"n_factors": 4},
@@ -110,8 +125,7 @@ FFM = Model(
     field_aware=True,
     related=("FM", "DeepFM"),
     notes="""
-        w0 and w start at 0, V as FM's (N(0, ``init_std``)).  ``factors_`` has shape
-        ``(n_features_in_, n_fields_, n_factors)``: ``factors_[j, g]`` is v_{j,g}.  ``alpha``
+        w0 and w start at 0, V as FM's (N(0, ``init_std``)).  ``alpha``
         penalises the rows ``(w_j, v_{j,.})`` of the features in a minibatch (lazily, as in
         FM).  A row with no nonzero in a field has no pair with it; two nonzeros of one field
         interact through their vectors towards that field.  ``augmentation="saliency"`` is

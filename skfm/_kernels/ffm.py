@@ -16,17 +16,21 @@ Training runs on the minibatch skeleton (skfm._kernels.skeleton) with AFM's per-
 gradient buffers: phase 1 (``train_batch``) the rows in parallel, each row writing the gradient
 rows (dObj/dw_j, dObj/dv_{j,.}) of its own nonzeros; phase 2 each unique feature of the batch sums
 its nonzeros' rows in row order (afm.feature_grad, the transposition carrying the nonzero
-positions).  Every sum has one owner and a fixed order, so results do not depend on the number
-of threads.
+positions).  The pair term is a quadratic form in x: SMFM's candidate lam x + mu r has pair =
+lam^2 pair(x) + mu^2 pair(r) + lam mu cross(x, r), which select_partners scores without building
+the candidate.  Every sum has one owner and a fixed order, so results do not depend on the
+number of threads.
 """
 from collections import namedtuple
 
+import numpy as np
 from numba import njit, prange
 
 from . import FASTMATH, skeleton
 from .afm import _feature_grad, _values, _workspace
 from .fm import _CHUNK, _batch_sums
 from .losses import loss_deriv, loss_value
+from .mixup import draw_one
 
 #: the model's arrays and options, the ``spec`` of the skeleton's hooks: each column's field and
 #: k, the latent vectors' length
@@ -122,3 +126,83 @@ def _forward_backward(spec, ws, indptr, indices, data, y, sw, start, B, w0, T, H
 # are AFM's (its H, here empty, gives a workspace buffer of no columns)
 skeleton.register(FFMSpec, workspace=_workspace, values=_values,
                   forward_backward=_forward_backward, feature_grad=_feature_grad)
+
+
+# ---------------------------------------------------------------------- saliency-guided mixup
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def row_stats(indptr, indices, data, T, fields, k):
+    """R (n, 2) float64: R[r] = (lin, pair) of every row (_row_forward)."""
+    n = indptr.shape[0] - 1
+    R = np.empty((n, 2))
+    for ch in prange((n + _CHUNK - 1) // _CHUNK):
+        for r in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            R[r, 0], R[r, 1] = _row_forward(indices, data, indptr[r], indptr[r + 1], T, fields,
+                                            k)
+    return R
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _cross(indices, data, a1, e1, a2, e2, T, fields, k):
+    """sum over the nonzeros i of row [a1, e1) and j of row [a2, e2) with i != j (a feature
+    the rows share does not pair with itself) of <v_{i,f_j}, v_{j,f_i}> x_i r_j."""
+    acc = 0.0
+    for p in range(a1, e1):
+        i = indices[p]
+        oi = 1 + fields[i] * k
+        row = 0.0
+        for q in range(a2, e2):
+            j = indices[q]
+            if j != i:
+                oj = 1 + fields[j] * k
+                dot = 0.0
+                for c in range(k):
+                    dot += T[i, oj + c] * T[j, oi + c]
+                row += dot * data[q]
+        acc += row * data[p]
+    return acc
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, fields, k,
+                    loss_id, R, criterion):
+    """Alg. 2 for FFM without materialising the candidates: for each first parent i draw p
+    candidates (stream (seed, epoch, i p + k), mixup.draw_one) and keep the one whose mixed row
+    c = lam x + mu r has the largest saliency (``criterion`` 0) or loss (1: Maxup); p == 1 is
+    Alg. 1.  The pair term is a quadratic form, so pair(c) = lam^2 pair(x) + mu^2 pair(r) +
+    lam mu cross(x, r) (_cross, O(m_x m_r k)), lin(c) = lam lin(x) + mu lin(r), from the rows'
+    ``R`` (row_stats).  The first of equal scores wins (as argmax).  Returns (partners,
+    lams)."""
+    m = parents.shape[0]
+    n = indptr.shape[0] - 1
+    partners = np.empty(m, np.int64)
+    lams = np.empty(m)
+    for ch in prange((m + _CHUNK - 1) // _CHUNK):
+        st = np.zeros(1, np.uint64)
+        for i in range(ch * _CHUNK, min(m, (ch + 1) * _CHUNK)):
+            if p == 1:
+                partners[i], lams[i] = draw_one(seed, epoch, i, n, a, b, st)
+                continue
+            r1 = parents[i]
+            best = -np.inf
+            best_r = -1
+            best_lam = 1.0
+            for kk in range(p):
+                r2, lam = draw_one(seed, epoch, i * p + kk, n, a, b, st)
+                mu = 1.0 - lam
+                cross = _cross(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
+                               indptr[r2 + 1], T, fields, k)
+                pair = lam * lam * R[r1, 1] + mu * mu * R[r2, 1] + lam * mu * cross
+                ln = lam * R[r1, 0] + mu * R[r2, 0]
+                fv = w0[0] + ln + pair
+                ym = lam * y[r1] + mu * y[r2]
+                if criterion == 1:
+                    sal = loss_value(fv, ym, loss_id)
+                else:
+                    sal = loss_deriv(fv, ym, loss_id) * (ln + 2.0 * pair)
+                if best_r < 0 or sal > best:
+                    best = sal
+                    best_r = r2
+                    best_lam = lam
+            partners[i] = best_r
+            lams[i] = best_lam
+    return partners, lams
