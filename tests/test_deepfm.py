@@ -137,6 +137,55 @@ def loss_slope_along_rows(core, params, Xd, y, loss_id, h=1e-6):
     return (loss_at(1 + h) - loss_at(1 - h)) / (2 * h)
 
 
+def assert_selector_matches_generic(core, params, X, loss_id, p, n_parents, kind="saliency"):
+    """The core's closed-form selector chooses the partners (and, where the partner is not the
+    parent itself, the lams) that scoring the materialised candidates chooses (Augmenter's
+    generic path), among each parent's drawn candidates (targets and parents drawn from seed
+    13, candidates from stream (4242, 7)).  Returns (chosen partners, parents, the first
+    candidates)."""
+    n = X.n_rows
+    rng = np.random.default_rng(13)
+    y = targets(rng, n, loss_id)
+    parents = rng.integers(0, n, n_parents).astype(np.int64)
+    Y = np.asfortranarray(y.reshape(-1, 1))
+    got = {}
+    for generic in (False, True):
+        aug = Augmenter(kind, 0.5, 0.5, 1.0, p, generic=generic)
+        got[generic] = aug.select(core, [params], X, Y, loss_id, parents, 4242, 7)
+    np.testing.assert_array_equal(got[False][0], got[True][0])
+    other = got[False][0] != parents
+    np.testing.assert_array_equal(got[False][1][other], got[True][1][other])
+    cand_p, cand_l = kmix.draw_candidates(0, n_parents, n, p, 4242, 7, 0.5, 0.5)
+    for i in range(n_parents):  # the choice is one of the parent's candidates
+        assert ((cand_p[i] == got[False][0][i]) & (cand_l[i] == got[False][1][i])).any()
+    return got[False][0], parents, cand_p[:, 0]
+
+
+def assert_float32_selector_keeps_clear_choices(core, params, X, Xd, seed):
+    """A float32 model's closed-form selector keeps the materialised candidates' choice
+    (saliency, logistic loss) wherever that choice is clear at float32 precision: 300 parents
+    of the rows Xd (X), 8 candidates each."""
+    n = X.n_rows
+    rng = np.random.default_rng(seed)
+    y = targets(rng, n, LOGISTIC)
+    parents = rng.integers(0, n, 300).astype(np.int64)
+    Y = np.asfortranarray(y.reshape(-1, 1))
+    fast, lam_f = Augmenter("saliency", 0.5, 0.5, 1.0, 8).select(core, [params], X, Y, LOGISTIC,
+                                                                 parents, 11, 2)
+    slow, lam_s = Augmenter("saliency", 0.5, 0.5, 1.0, 8, generic=True).select(
+        core, [params], X, Y, LOGISTIC, parents, 11, 2)
+    cand_p, cand_l = kmix.draw_candidates(0, 300, n, 8, 11, 2, 0.5, 0.5)
+    lam = cand_l.ravel()[:, None]
+    rows = lam * Xd[np.repeat(parents, 8)] + (1 - lam) * Xd[cand_p.ravel()]
+    ym = lam[:, 0] * y[np.repeat(parents, 8)] + (1 - lam[:, 0]) * y[cand_p.ravel()]
+    sal = core.saliency(params, to_csr_data(sp.csr_matrix(rows), np.dtype(np.float32)), ym,
+                        LOGISTIC).reshape(300, 8)
+    for i in np.flatnonzero((fast != slow) | (lam_f != lam_s)):
+        k = np.flatnonzero((cand_p[i] == fast[i]) & (cand_l[i] == lam_f[i]))[0]
+        assert sal[i, k] >= sal[i].max() - 1e-5 * (1 + abs(sal[i]).max())
+    assert np.mean(fast == slow) > 0.95
+
+
 def hp_of(batch_size, solver="adam", lr=0.01, alpha=0.0, loss_id=LOGISTIC, epoch=0):
     return {"batch_size": batch_size, "solver": solver, "lr": lr, "beta_1": 0.9,
             "beta_2": 0.999, "epsilon": 1e-8, "loss_id": loss_id, "alpha": alpha,
@@ -264,45 +313,15 @@ def test_select_partners_matches_generic_scoring(hidden, act, bn, loss_id, p, n_
     row, so only the partner is compared); 200 parents x 6 candidates span ten blocks of 21
     parents in two parallel tasks, p = 129 puts one parent per block."""
     core, params, X, Xd, rp = make_case(13, hidden, act, bn, n=40)
-    rng = np.random.default_rng(13)
-    y = targets(rng, 40, loss_id)
-    parents = rng.integers(0, 40, n_parents).astype(np.int64)
-    Y = np.asfortranarray(y.reshape(-1, 1))
-    got = {}
-    for generic in (False, True):
-        aug = Augmenter("saliency", 0.5, 0.5, 1.0, p, generic=generic)
-        got[generic] = aug.select(core, [params], X, Y, loss_id, parents, 4242, 7)
-    np.testing.assert_array_equal(got[False][0], got[True][0])
-    other = got[False][0] != parents
-    np.testing.assert_array_equal(got[False][1][other], got[True][1][other])
-    cand_p, cand_l = kmix.draw_candidates(0, n_parents, 40, p, 4242, 7, 0.5, 0.5)
-    for i in range(n_parents):  # the choice is one of the parent's candidates
-        assert ((cand_p[i] == got[False][0][i]) & (cand_l[i] == got[False][1][i])).any()
-    assert other.sum() > n_parents // 2
+    chosen, parents, _ = assert_selector_matches_generic(core, params, X, loss_id, p, n_parents)
+    assert (chosen != parents).sum() > n_parents // 2
 
 
 def test_select_partners_of_a_float32_model():
     """A float32 model's selector multiplies in float32: it keeps the materialised candidates'
     choice wherever that choice is clear at float32 precision."""
     core, params, X, Xd, rp = make_case(14, (6, 5), "tanh", False, n=60, dtype=np.float32)
-    rng = np.random.default_rng(14)
-    y = targets(rng, 60, LOGISTIC)
-    parents = rng.integers(0, 60, 300).astype(np.int64)
-    Y = np.asfortranarray(y.reshape(-1, 1))
-    fast, lam_f = Augmenter("saliency", 0.5, 0.5, 1.0, 8).select(core, [params], X, Y, LOGISTIC,
-                                                                 parents, 11, 2)
-    slow, lam_s = Augmenter("saliency", 0.5, 0.5, 1.0, 8, generic=True).select(
-        core, [params], X, Y, LOGISTIC, parents, 11, 2)
-    cand_p, cand_l = kmix.draw_candidates(0, 300, 60, 8, 11, 2, 0.5, 0.5)
-    lam = cand_l.ravel()[:, None]
-    rows = lam * Xd[np.repeat(parents, 8)] + (1 - lam) * Xd[cand_p.ravel()]
-    ym = lam[:, 0] * y[np.repeat(parents, 8)] + (1 - lam[:, 0]) * y[cand_p.ravel()]
-    sal = core.saliency(params, to_csr_data(sp.csr_matrix(rows), np.dtype(np.float32)), ym,
-                        LOGISTIC).reshape(300, 8)
-    for i in np.flatnonzero((fast != slow) | (lam_f != lam_s)):
-        k = np.flatnonzero((cand_p[i] == fast[i]) & (cand_l[i] == lam_f[i]))[0]
-        assert sal[i, k] >= sal[i].max() - 1e-5 * (1 + abs(sal[i]).max())
-    assert np.mean(fast == slow) > 0.95
+    assert_float32_selector_keeps_clear_choices(core, params, X, Xd, 14)
 
 
 # ----------------------------------------------------------------------------- training

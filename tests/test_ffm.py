@@ -13,7 +13,9 @@ import _ffm_reference as ref
 from skfm._base import to_csr_data
 from skfm._ffm import FFMCore
 from skfm._kernels.losses import LOGISTIC, SQUARED
-from test_deepfm import (FIELDS, _fields_data, _fit_epochs, assert_gradient_is_finite_differences,
+from test_deepfm import (FIELDS, _fields_data, _fit_epochs,
+                         assert_float32_selector_keeps_clear_choices,
+                         assert_gradient_is_finite_differences, assert_selector_matches_generic,
                          block_of, hp_of, loss_slope_along_rows, multi_field_rows, targets)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -180,6 +182,27 @@ def test_saliency_matches_reference_and_finite_differences(dtype, loss_id):
         return
     np.testing.assert_allclose(sal, loss_slope_along_rows(core, params, Xd, y, loss_id),
                                rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- selection
+@pytest.mark.parametrize("kind", ["saliency", "max"])
+@pytest.mark.parametrize("loss_id", [LOGISTIC, SQUARED])
+@pytest.mark.parametrize("p,n_parents", [(6, 200), (129, 3)])
+def test_select_partners_matches_generic_scoring(kind, loss_id, p, n_parents):
+    """The closed-form selector (candidates never built) chooses the partners that scoring the
+    materialised candidates chooses: their saliency (SMFM) or their loss (Maxup).  A parent may
+    draw itself (then every lam gives the same row, so only the partner is compared)."""
+    core, params, X, _Xd, _rp = make_case(13, n=40)
+    chosen, _, first = assert_selector_matches_generic(core, params, X, loss_id, p, n_parents,
+                                                       kind)
+    assert (chosen != first).mean() > 0.3  # not always the first candidate: the score chose
+
+
+def test_select_partners_of_a_float32_model():
+    """A float32 model: the closed-form choice is the materialised candidates' wherever that
+    choice is clear at float32 precision (the materialised rows are rounded to float32)."""
+    core, params, X, Xd, _rp = make_case(14, n=60, dtype=np.float32)
+    assert_float32_selector_keeps_clear_choices(core, params, X, Xd, 14)
 
 
 # ----------------------------------------------------------------------------- training
