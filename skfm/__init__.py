@@ -7,6 +7,7 @@ from ._afm import AFMClassifier, AFMRegressor
 from ._base import TrainingDivergedError
 from ._dcn import DCNClassifier, DCNRegressor
 from ._deepfm import DeepFMClassifier, DeepFMRegressor
+from ._ffm import FFMClassifier, FFMRegressor
 from ._fm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
                   SMFMRegressor)
 from ._nfm import NFMClassifier, NFMRegressor
@@ -14,6 +15,6 @@ from ._nfm import NFMClassifier, NFMRegressor
 __version__ = "0.1.0"
 
 __all__ = ["AFMClassifier", "AFMRegressor", "DCNClassifier", "DCNRegressor", "DeepFMClassifier",
-           "DeepFMRegressor", "FMClassifier", "FMRegressor", "MixFMClassifier", "MixFMRegressor",
-           "NFMClassifier", "NFMRegressor", "SMFMClassifier", "SMFMRegressor",
-           "TrainingDivergedError", "__version__"]
+           "DeepFMRegressor", "FFMClassifier", "FFMRegressor", "FMClassifier", "FMRegressor",
+           "MixFMClassifier", "MixFMRegressor", "NFMClassifier", "NFMRegressor", "SMFMClassifier",
+           "SMFMRegressor", "TrainingDivergedError", "__version__"]

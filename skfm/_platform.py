@@ -291,6 +291,10 @@ class Model:
     fast : small, fast constructor arguments for tests.
     defaults : the model's own defaults of shared parameters (e.g. a learning rate), justified
         in the user guide's "Defaults" by the figures of ``benchmarks/defaults.py``.
+    param_docs : the model's own docs of shared parameters (name -> paragraph), e.g. to say
+        why its default differs or what the parameter means for this model.
+    attributes : the model's own docs of shared fitted attributes (name -> (type, doc)), for
+        an attribute of another shape (FFM's ``factors_``).
     defaults_doc : the docstring's sentence on where the defaults come from, for a model whose
         defaults have not been chosen on ``benchmarks/defaults.py`` (None: they have).
     """
@@ -312,6 +316,8 @@ class Model:
     fast: dict = dataclasses.field(default_factory=dict)
     defaults: dict = dataclasses.field(default_factory=dict)
     defaults_doc: str = None
+    param_docs: dict = dataclasses.field(default_factory=dict)
+    attributes: dict = dataclasses.field(default_factory=dict)
 
     def signature_params(self, augmentation=None):
         """Every parameter of the model's estimators, in signature order, with the model's
@@ -319,7 +325,10 @@ class Model:
         shared = list(SHARED_PARAMS)
         at = [p.name for p in shared].index(self.after) + 1
         params = shared[:at] + list(self.params) + shared[at:]
-        changes = {**{name: {"default": value} for name, value in self.defaults.items()},
+        changes = {name: {"default": value} for name, value in self.defaults.items()}
+        for name, doc in self.param_docs.items():
+            changes[name] = {**changes.get(name, {}), "doc": doc}
+        changes = {**changes,
                    "augmentation": {"default": augmentation},
                    **{name: {"default": value} for name, value in
                       (PRESET_DEFAULTS.items() if augmentation else ())},
@@ -458,6 +467,7 @@ def _docstring(model, task, augmentation, params):
     lines += ["", "Attributes", "----------"]
     for attr, kind, doc, tasks in _ATTRIBUTES:
         if task in tasks:
+            kind, doc = model.attributes.get(attr, (kind, doc))
             lines += [f"{attr} : {kind}", _wrap(doc, " " * 4)]
     names = [class_name(model.name, task, a) for a in (None, *model.presets)]
     names += [class_name(other, task) for other in model.related]

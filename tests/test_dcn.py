@@ -11,13 +11,14 @@ from sklearn.metrics import roc_auc_score
 import _dcn_reference as ref
 from skfm._base import to_csr_data
 from skfm._dcn import DCNCore
-from skfm._kernels import mixup as kmix
 from skfm._kernels import mlp as kmlp
 from skfm._kernels.losses import LOGISTIC, SQUARED
-from skfm._trainer import Augmenter
 from skfm.datasets import make_fm_classification
-from test_deepfm import (FIELDS, D, _fields_data, _fit_epochs, dropout_masks, head_of,
-                         multi_field_rows, targets)
+from test_deepfm import (FIELDS, D, _fields_data, _fit_epochs,
+                         assert_float32_selector_keeps_clear_choices,
+                         assert_gradient_is_finite_differences, assert_selector_matches_generic,
+                         dropout_masks, head_of,
+                         loss_slope_along_rows, multi_field_rows, targets)
 
 LOSSES = {LOGISTIC: "logistic", SQUARED: "squared"}
 N_FIELDS = FIELDS.max() + 1
@@ -170,24 +171,7 @@ def test_batch_gradient_matches_finite_differences(hidden, act, bn, n_cross, los
     """Central differences of the kernel's own objective in every parameter (w0, each T entry
     of the batch's features, each H entry: tower, c_l, d_l, o_cross)."""
     core, params, X, _, _ = make_case(21, hidden, act, bn, n_cross, n=10)
-    rng = np.random.default_rng(21)
-    y = targets(rng, 10, loss_id)
-    sw = rng.uniform(0.5, 2.0, 10)
-    _obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, loss_id, 0.05)
-
-    def fd(name, idx, h=1e-6):
-        vals = []
-        for sgn in (1, -1):
-            p = {k: v.copy() for k, v in params.items()}
-            p[name][idx] += sgn * h
-            vals.append(core.batch_gradient(p, X, y, sw, loss_id, 0.05)[0])
-        return (vals[0] - vals[1]) / (2 * h)
-
-    np.testing.assert_allclose(g0, fd("w0", 0), rtol=1e-6, atol=1e-9)
-    num_T = np.array([[fd("T", (j, k)) for k in range(D + 1)] for j in uniq])
-    np.testing.assert_allclose(GT, num_T, rtol=1e-6, atol=1e-9)
-    num_H = np.array([fd("H", c) for c in range(len(GH))])
-    np.testing.assert_allclose(GH, num_H, rtol=1e-6, atol=1e-9)
+    assert_gradient_is_finite_differences(core, params, X, loss_id, 21)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -213,14 +197,8 @@ def test_saliency_matches_reference_and_finite_differences(hidden, act, bn, n_cr
     sal = core.saliency(params, X, y, loss_id)
     np.testing.assert_allclose(sal, ref.saliency(rp, Xd, y, LOSSES[loss_id]), rtol=1e-10,
                                atol=1e-12)
-    h = 1e-6
-
-    def loss_at(t):
-        Xt = to_csr_data(sp.csr_matrix(t * Xd), np.dtype(np.float64))
-        return ref.loss_values(core.decision(params, Xt), y, LOSSES[loss_id])
-
-    num = (loss_at(1 + h) - loss_at(1 - h)) / (2 * h)
-    np.testing.assert_allclose(sal, num, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(sal, loss_slope_along_rows(core, params, Xd, y, loss_id),
+                               rtol=1e-6, atol=1e-8)
     assert np.abs(sal).max() > 1e-3  # not trivially zero
 
 
@@ -234,46 +212,15 @@ def test_select_partners_matches_generic_scoring(hidden, act, bn, n_cross, loss_
     materialised candidates with the saliency kernel chooses, in inference mode.  A parent may
     draw itself (then every lam gives the same row, so only the partner is compared)."""
     core, params, X, _Xd, _rp = make_case(13, hidden, act, bn, n_cross, n=40)
-    rng = np.random.default_rng(13)
-    y = targets(rng, 40, loss_id)
-    parents = rng.integers(0, 40, n_parents).astype(np.int64)
-    Y = np.asfortranarray(y.reshape(-1, 1))
-    got = {}
-    for generic in (False, True):
-        aug = Augmenter("saliency", 0.5, 0.5, 1.0, p, generic=generic)
-        got[generic] = aug.select(core, [params], X, Y, loss_id, parents, 4242, 7)
-    np.testing.assert_array_equal(got[False][0], got[True][0])
-    other = got[False][0] != parents
-    np.testing.assert_array_equal(got[False][1][other], got[True][1][other])
-    cand_p, cand_l = kmix.draw_candidates(0, n_parents, 40, p, 4242, 7, 0.5, 0.5)
-    for i in range(n_parents):  # the choice is one of the parent's candidates
-        assert ((cand_p[i] == got[False][0][i]) & (cand_l[i] == got[False][1][i])).any()
-    # the choice is not always the first candidate (the saliency really chose)
-    assert (got[False][0] != cand_p[:, 0]).mean() > 0.3
+    chosen, _, first = assert_selector_matches_generic(core, params, X, loss_id, p, n_parents)
+    assert (chosen != first).mean() > 0.3  # not always the first candidate: the score chose
 
 
 def test_select_partners_of_a_float32_model():
     """A float32 model's selector runs the tower in float32: it keeps the materialised
     candidates' choice wherever that choice is clear at float32 precision."""
     core, params, X, Xd, _rp = make_case(14, (6, 5), "tanh", False, 2, n=60, dtype=np.float32)
-    rng = np.random.default_rng(14)
-    y = targets(rng, 60, LOGISTIC)
-    parents = rng.integers(0, 60, 300).astype(np.int64)
-    Y = np.asfortranarray(y.reshape(-1, 1))
-    fast, lam_f = Augmenter("saliency", 0.5, 0.5, 1.0, 8).select(core, [params], X, Y, LOGISTIC,
-                                                                 parents, 11, 2)
-    slow, lam_s = Augmenter("saliency", 0.5, 0.5, 1.0, 8, generic=True).select(
-        core, [params], X, Y, LOGISTIC, parents, 11, 2)
-    cand_p, cand_l = kmix.draw_candidates(0, 300, 60, 8, 11, 2, 0.5, 0.5)
-    lam = cand_l.ravel()[:, None]
-    rows = lam * Xd[np.repeat(parents, 8)] + (1 - lam) * Xd[cand_p.ravel()]
-    ym = lam[:, 0] * y[np.repeat(parents, 8)] + (1 - lam[:, 0]) * y[cand_p.ravel()]
-    sal = core.saliency(params, to_csr_data(sp.csr_matrix(rows), np.dtype(np.float32)), ym,
-                        LOGISTIC).reshape(300, 8)
-    for i in np.flatnonzero((fast != slow) | (lam_f != lam_s)):
-        k = np.flatnonzero((cand_p[i] == fast[i]) & (cand_l[i] == lam_f[i]))[0]
-        assert sal[i, k] >= sal[i].max() - 1e-5 * (1 + abs(sal[i]).max())
-    assert np.mean(fast == slow) > 0.95
+    assert_float32_selector_keeps_clear_choices(core, params, X, Xd, 14)
 
 
 # ----------------------------------------------------------------------------- training

@@ -102,6 +102,90 @@ def dropout_masks(core, params, B, epoch=0, step=0):
     return masks
 
 
+def assert_gradient_is_finite_differences(core, params, X, loss_id, seed, alpha=0.05):
+    """d/dw0, the T rows of the batch's features and every entry of d/dH of
+    core.batch_gradient are the central differences of its own objective (targets and sample
+    weights drawn from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    y = targets(rng, X.n_rows, loss_id)
+    sw = rng.uniform(0.5, 2.0, X.n_rows)
+    _obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, loss_id, alpha)
+
+    def fd(name, idx, h=1e-6):
+        vals = []
+        for sgn in (1, -1):
+            p = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
+            p[name][idx] += sgn * h
+            vals.append(core.batch_gradient(p, X, y, sw, loss_id, alpha)[0])
+        return (vals[0] - vals[1]) / (2 * h)
+
+    np.testing.assert_allclose(g0, fd("w0", 0), rtol=1e-6, atol=1e-9)
+    num_T = np.array([[fd("T", (j, k)) for k in range(GT.shape[1])] for j in uniq])
+    np.testing.assert_allclose(GT, num_T, rtol=1e-6, atol=1e-9)
+    num_H = np.array([fd("H", c) for c in range(len(GH))])
+    np.testing.assert_allclose(GH, num_H.reshape(GH.shape), rtol=1e-6, atol=1e-9)
+    return GT
+
+
+def loss_slope_along_rows(core, params, Xd, y, loss_id, h=1e-6):
+    """d/dt L(f(t x), y) at t = 1 for each dense row x of Xd, by central differences of the
+    core's own (float64) decision."""
+    def loss_at(t):
+        Xt = to_csr_data(sp.csr_matrix(t * Xd), np.dtype(np.float64))
+        return ref.loss_values(core.decision(params, Xt), y, LOSSES[loss_id])
+
+    return (loss_at(1 + h) - loss_at(1 - h)) / (2 * h)
+
+
+def assert_selector_matches_generic(core, params, X, loss_id, p, n_parents, kind="saliency"):
+    """The core's closed-form selector chooses the partners (and, where the partner is not the
+    parent itself, the lams) that scoring the materialised candidates chooses (Augmenter's
+    generic path), among each parent's drawn candidates (targets and parents drawn from seed
+    13, candidates from stream (4242, 7)).  Returns (chosen partners, parents, the first
+    candidates)."""
+    n = X.n_rows
+    rng = np.random.default_rng(13)
+    y = targets(rng, n, loss_id)
+    parents = rng.integers(0, n, n_parents).astype(np.int64)
+    Y = np.asfortranarray(y.reshape(-1, 1))
+    got = {}
+    for generic in (False, True):
+        aug = Augmenter(kind, 0.5, 0.5, 1.0, p, generic=generic)
+        got[generic] = aug.select(core, [params], X, Y, loss_id, parents, 4242, 7)
+    np.testing.assert_array_equal(got[False][0], got[True][0])
+    other = got[False][0] != parents
+    np.testing.assert_array_equal(got[False][1][other], got[True][1][other])
+    cand_p, cand_l = kmix.draw_candidates(0, n_parents, n, p, 4242, 7, 0.5, 0.5)
+    for i in range(n_parents):  # the choice is one of the parent's candidates
+        assert ((cand_p[i] == got[False][0][i]) & (cand_l[i] == got[False][1][i])).any()
+    return got[False][0], parents, cand_p[:, 0]
+
+
+def assert_float32_selector_keeps_clear_choices(core, params, X, Xd, seed):
+    """A float32 model's closed-form selector keeps the materialised candidates' choice
+    (saliency, logistic loss) wherever that choice is clear at float32 precision: 300 parents
+    of the rows Xd (X), 8 candidates each."""
+    n = X.n_rows
+    rng = np.random.default_rng(seed)
+    y = targets(rng, n, LOGISTIC)
+    parents = rng.integers(0, n, 300).astype(np.int64)
+    Y = np.asfortranarray(y.reshape(-1, 1))
+    fast, lam_f = Augmenter("saliency", 0.5, 0.5, 1.0, 8).select(core, [params], X, Y, LOGISTIC,
+                                                                 parents, 11, 2)
+    slow, lam_s = Augmenter("saliency", 0.5, 0.5, 1.0, 8, generic=True).select(
+        core, [params], X, Y, LOGISTIC, parents, 11, 2)
+    cand_p, cand_l = kmix.draw_candidates(0, 300, n, 8, 11, 2, 0.5, 0.5)
+    lam = cand_l.ravel()[:, None]
+    rows = lam * Xd[np.repeat(parents, 8)] + (1 - lam) * Xd[cand_p.ravel()]
+    ym = lam[:, 0] * y[np.repeat(parents, 8)] + (1 - lam[:, 0]) * y[cand_p.ravel()]
+    sal = core.saliency(params, to_csr_data(sp.csr_matrix(rows), np.dtype(np.float32)), ym,
+                        LOGISTIC).reshape(300, 8)
+    for i in np.flatnonzero((fast != slow) | (lam_f != lam_s)):
+        k = np.flatnonzero((cand_p[i] == fast[i]) & (cand_l[i] == lam_f[i]))[0]
+        assert sal[i, k] >= sal[i].max() - 1e-5 * (1 + abs(sal[i]).max())
+    assert np.mean(fast == slow) > 0.95
+
+
 def hp_of(batch_size, solver="adam", lr=0.01, alpha=0.0, loss_id=LOGISTIC, epoch=0):
     return {"batch_size": batch_size, "solver": solver, "lr": lr, "beta_1": 0.9,
             "beta_2": 0.999, "epsilon": 1e-8, "loss_id": loss_id, "alpha": alpha,
@@ -178,26 +262,8 @@ def test_batch_gradient_with_dropout_matches_reference_masks(bn):
 def test_batch_gradient_matches_finite_differences(hidden, act, bn, loss_id):
     """Central differences of the kernel's own objective in every parameter (w0, each T entry
     of the batch's features, each H entry)."""
-    core, params, X, Xd, _ = make_case(21, hidden, act, bn, n=10)
-    rng = np.random.default_rng(21)
-    y = targets(rng, 10, loss_id)
-    sw = rng.uniform(0.5, 2.0, 10)
-    alpha = 0.05
-    obj, g0, uniq, GT, GH = core.batch_gradient(params, X, y, sw, loss_id, alpha)
-
-    def fd(name, idx, h=1e-6):
-        vals = []
-        for sgn in (1, -1):
-            p = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
-            p[name][idx] += sgn * h
-            vals.append(core.batch_gradient(p, X, y, sw, loss_id, alpha)[0])
-        return (vals[0] - vals[1]) / (2 * h)
-
-    np.testing.assert_allclose(g0, fd("w0", 0), rtol=1e-6, atol=1e-9)
-    num_T = np.array([[fd("T", (j, k)) for k in range(D + 1)] for j in uniq])
-    np.testing.assert_allclose(GT, num_T, rtol=1e-6, atol=1e-9)
-    num_H = np.array([fd("H", c) for c in range(len(GH))])
-    np.testing.assert_allclose(GH, num_H, rtol=1e-6, atol=1e-9)
+    core, params, X, _, _ = make_case(21, hidden, act, bn, n=10)
+    assert_gradient_is_finite_differences(core, params, X, loss_id, 21)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -223,14 +289,8 @@ def test_saliency_matches_reference_and_finite_differences(hidden, act, bn, loss
     sal = core.saliency(params, X, y, loss_id)
     np.testing.assert_allclose(sal, ref.saliency(rp, Xd, y, LOSSES[loss_id]), rtol=1e-10,
                                atol=1e-12)
-    h = 1e-6
-
-    def loss_at(t):
-        Xt = to_csr_data(sp.csr_matrix(t * Xd), np.dtype(np.float64))
-        return ref.loss_values(core.decision(params, Xt), y, LOSSES[loss_id])
-
-    np.testing.assert_allclose(sal, (loss_at(1 + h) - loss_at(1 - h)) / (2 * h), rtol=1e-6,
-                               atol=1e-8)
+    np.testing.assert_allclose(sal, loss_slope_along_rows(core, params, Xd, y, loss_id),
+                               rtol=1e-6, atol=1e-8)
 
 
 def test_tower_inputs_are_the_first_layer_products():
@@ -253,45 +313,15 @@ def test_select_partners_matches_generic_scoring(hidden, act, bn, loss_id, p, n_
     row, so only the partner is compared); 200 parents x 6 candidates span ten blocks of 21
     parents in two parallel tasks, p = 129 puts one parent per block."""
     core, params, X, Xd, rp = make_case(13, hidden, act, bn, n=40)
-    rng = np.random.default_rng(13)
-    y = targets(rng, 40, loss_id)
-    parents = rng.integers(0, 40, n_parents).astype(np.int64)
-    Y = np.asfortranarray(y.reshape(-1, 1))
-    got = {}
-    for generic in (False, True):
-        aug = Augmenter("saliency", 0.5, 0.5, 1.0, p, generic=generic)
-        got[generic] = aug.select(core, [params], X, Y, loss_id, parents, 4242, 7)
-    np.testing.assert_array_equal(got[False][0], got[True][0])
-    other = got[False][0] != parents
-    np.testing.assert_array_equal(got[False][1][other], got[True][1][other])
-    cand_p, cand_l = kmix.draw_candidates(0, n_parents, 40, p, 4242, 7, 0.5, 0.5)
-    for i in range(n_parents):  # the choice is one of the parent's candidates
-        assert ((cand_p[i] == got[False][0][i]) & (cand_l[i] == got[False][1][i])).any()
-    assert other.sum() > n_parents // 2
+    chosen, parents, _ = assert_selector_matches_generic(core, params, X, loss_id, p, n_parents)
+    assert (chosen != parents).sum() > n_parents // 2
 
 
 def test_select_partners_of_a_float32_model():
     """A float32 model's selector multiplies in float32: it keeps the materialised candidates'
     choice wherever that choice is clear at float32 precision."""
     core, params, X, Xd, rp = make_case(14, (6, 5), "tanh", False, n=60, dtype=np.float32)
-    rng = np.random.default_rng(14)
-    y = targets(rng, 60, LOGISTIC)
-    parents = rng.integers(0, 60, 300).astype(np.int64)
-    Y = np.asfortranarray(y.reshape(-1, 1))
-    fast, lam_f = Augmenter("saliency", 0.5, 0.5, 1.0, 8).select(core, [params], X, Y, LOGISTIC,
-                                                                 parents, 11, 2)
-    slow, lam_s = Augmenter("saliency", 0.5, 0.5, 1.0, 8, generic=True).select(
-        core, [params], X, Y, LOGISTIC, parents, 11, 2)
-    cand_p, cand_l = kmix.draw_candidates(0, 300, 60, 8, 11, 2, 0.5, 0.5)
-    lam = cand_l.ravel()[:, None]
-    rows = lam * Xd[np.repeat(parents, 8)] + (1 - lam) * Xd[cand_p.ravel()]
-    ym = lam[:, 0] * y[np.repeat(parents, 8)] + (1 - lam[:, 0]) * y[cand_p.ravel()]
-    sal = core.saliency(params, to_csr_data(sp.csr_matrix(rows), np.dtype(np.float32)), ym,
-                        LOGISTIC).reshape(300, 8)
-    for i in np.flatnonzero((fast != slow) | (lam_f != lam_s)):
-        k = np.flatnonzero((cand_p[i] == fast[i]) & (cand_l[i] == lam_f[i]))[0]
-        assert sal[i, k] >= sal[i].max() - 1e-5 * (1 + abs(sal[i]).max())
-    assert np.mean(fast == slow) > 0.95
+    assert_float32_selector_keeps_clear_choices(core, params, X, Xd, 14)
 
 
 # ----------------------------------------------------------------------------- training
