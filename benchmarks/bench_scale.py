@@ -13,6 +13,8 @@
 Usage: python benchmarks/bench_scale.py [--quick] [--part scale|breakdown|all]
 """
 import argparse
+import os
+import sys
 import time
 import warnings
 
@@ -22,14 +24,18 @@ import scipy.sparse as sp
 from numba import njit
 from sklearn.exceptions import ConvergenceWarning
 
-from skfm import FMClassifier
-from skfm._base import to_csr_data
-from skfm._kernels import csr as kcsr
-from skfm._kernels import fm as kfm
-from skfm._kernels import skeleton
-from skfm._kernels.optim import ADAM, adam_lr, row_coefs
-from skfm._trainer import feature_slots
-from skfm.datasets import make_frappe_like
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+C.use_checkout()  # this checkout's skfm, never an older installed copy
+from skfm import FMClassifier  # noqa: E402
+from skfm._base import to_csr_data  # noqa: E402
+from skfm._kernels import csr as kcsr  # noqa: E402
+from skfm._kernels import fm as kfm  # noqa: E402
+from skfm._kernels import skeleton  # noqa: E402
+from skfm._kernels.optim import ADAM, adam_lr, row_coefs  # noqa: E402
+from skfm._trainer import feature_slots  # noqa: E402
+from skfm.datasets import make_frappe_like  # noqa: E402
 
 
 def random_rows(n_rows, n_features, nnz, rng):

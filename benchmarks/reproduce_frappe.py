@@ -48,8 +48,13 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, roc_auc_score
 
-from skfm._platform import get_estimator
-from skfm.datasets import load_libfm
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+C.use_checkout()  # this checkout's skfm, never an older installed copy
+import skfm  # noqa: E402
+from skfm._platform import get_estimator  # noqa: E402
+from skfm.datasets import load_libfm  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "..", "..", "shared", "data", "frappe")
@@ -322,6 +327,8 @@ def main(argv=None):
     print(f"# Frappe: train {Xtr.shape[0]} rows (validation split), test {Xte.shape[0]} rows, "
           f"{Xtr.shape[1]} features; seeds {args.seeds}; n_jobs={args.n_jobs}"
           f"{'; overrides' + settings(overrides) if overrides else ''}")
+    print(f"# skfm {skfm.__version__} from {os.path.dirname(skfm.__file__)}; "
+          f"{C.cpu_model()}, {C.machine_info()['nproc']} cores")
     for model, m in pairs:  # compile (or load) every kernel the timed fits use: s/epoch
         # then leaves the one-off JIT cost out
         est = estimator_class(model)(**{**PAPER, **MODELS[model][1], **overrides,
