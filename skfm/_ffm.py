@@ -119,8 +119,9 @@ FFM = Model(
         "holds one, so a small k keeps the model (and the O(m^2 k) cost of a row) small; not "
         "tuned.")},
     attributes={"factors_": (
-        "ndarray of shape (n_features, n_fields_, n_factors)",
-        "Latent vectors v_{j,g}: ``factors_[j, g]`` is feature j's vector towards field g.")},
+        "ndarray of shape (n_features, n_fields, n_factors)",
+        "Latent vectors v_{j,g}: ``factors_[j, g]`` is feature j's vector towards field g "
+        "(n_fields is ``n_fields_``).")},
     methods=_FFMMethods,
     field_aware=True,
     related=("FM", "DeepFM"),
