@@ -1,9 +1,14 @@
-"""skfm's FM against xLearn's on Frappe, seconds per training epoch, same machine and threads,
-alternating in one run.
+"""skfm's FM (or FFM) against xLearn's on Frappe, seconds per training epoch, same machine and
+threads, alternating in one run.
 
     USER=$(whoami) pip install xlearn     # builds from source; never a dependency of skfm
-    python benchmarks/bench_vs_xlearn.py                          # 1 and 2 threads
+    python benchmarks/bench_vs_xlearn.py                          # FM, 1 and 2 threads
+    python benchmarks/bench_vs_xlearn.py --model ffm              # FFM (k=4, libFFM's)
     python benchmarks/bench_vs_xlearn.py --xlearn-python /path/to/venv/bin/python
+
+``--model ffm`` compares skfm's ``FFMClassifier`` with xLearn's FFM (``create_ffm``, the same
+lock-free AdaGrad), both given the same fields: the ones ``fields="auto"`` infers on Frappe's
+training split (10 fields), written into libFFM files for xLearn and passed to skfm explicitly.
 
 xLearn (C++; FM by lock-free, one-row-at-a-time AdaGrad) runs as a subprocess, in the Python
 given by ``--xlearn-python`` (xLearn may live in its own virtual environment), and reads libFM
@@ -31,10 +36,10 @@ import _common as C  # noqa: E402
 _DRIVER = textwrap.dedent("""
     import json, sys, time
     import xlearn as xl
-    train, test, out, threads, epochs, k = sys.argv[1:7]
+    train, test, out, threads, epochs, k, model = sys.argv[1:8]
 
     def fit(ep):
-        m = xl.create_fm()
+        m = xl.create_ffm() if model == "ffm" else xl.create_fm()
         m.setTrain(train)
         m.setQuiet()
         m.disableEarlyStop()
@@ -62,13 +67,18 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--epochs", type=int, default=3, help="K of [fit(1+K) - fit(1)] / K")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--model", choices=["fm", "ffm"], default="fm")
+    ap.add_argument("--dim", type=int, default=None,
+                    help="factors per latent vector (default: 64 for fm, 4 for ffm)")
     ap.add_argument("--frappe-dir", default=None)
     ap.add_argument("--xlearn-python", default=sys.executable,
                     help="a Python that can import xlearn (default: this one)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per xLearn run")
     ap.add_argument("--json", metavar="PATH")
-    return ap.parse_args(argv)
+    a = ap.parse_args(argv)
+    if a.dim is None:
+        a.dim = 64 if a.model == "fm" else 4
+    return a
 
 
 def xlearn_available(python):
@@ -82,7 +92,7 @@ def run_xlearn(a, tmp, threads):
     env = dict(os.environ, USER=os.environ.get("USER") or "bench")
     r = subprocess.run([a.xlearn_python, "-c", _DRIVER, os.path.join(tmp, "train.libfm"),
                         os.path.join(tmp, "test.libfm"), os.path.join(tmp, f"xl{threads}"),
-                        str(threads), str(a.epochs), str(a.dim)],
+                        str(threads), str(a.epochs), str(a.dim), a.model],
                        capture_output=True, text=True, timeout=a.timeout, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"xLearn failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
@@ -90,20 +100,31 @@ def run_xlearn(a, tmp, threads):
         return json.load(fh)
 
 
-def skfm_estimator(a, solver, threads, epochs):
+def skfm_estimator(a, solver, threads, epochs, fields=None):
     import skfm
     lr = 1e-3 if solver == "adam" else 0.05
-    return skfm.FMClassifier(n_factors=a.dim, solver=solver, learning_rate_init=lr,
-                             batch_size=2048, max_iter=epochs, tol=0.0,
-                             n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
-                             early_stopping=False,
-                             random_state=0, n_jobs=threads)
+    kw = {} if a.model == "fm" else {"fields": fields}
+    cls = skfm.FMClassifier if a.model == "fm" else skfm.FFMClassifier
+    return cls(n_factors=a.dim, solver=solver, learning_rate_init=lr,
+               batch_size=2048, max_iter=epochs, tol=0.0,
+               n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
+               early_stopping=False, random_state=0, n_jobs=threads, **kw)
+
+
+def write_libffm(path, X, y, fields):
+    """Rows of CSR ``X`` as libFFM lines ``label field:feature:value`` (labels 0/1)."""
+    with open(path, "w") as fh:
+        for i in range(X.shape[0]):
+            lo, hi = X.indptr[i], X.indptr[i + 1]
+            toks = (f"{fields[j]}:{j}:{v:g}" for j, v in zip(X.indices[lo:hi], X.data[lo:hi]))
+            fh.write(f"{int(y[i] > 0)} {' '.join(toks)}\n")
 
 
 def main(argv=None):
     a = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
-    skfm, info = C.start_comparison("skfm vs xLearn on Frappe (benchmarks/bench_vs_xlearn.py)",
+    skfm, info = C.start_comparison(f"skfm vs xLearn, {a.model.upper()} on Frappe "
+                                    "(benchmarks/bench_vs_xlearn.py)",
                                     max(a.threads))
     import numpy as np
     from sklearn.metrics import roc_auc_score
@@ -121,12 +142,20 @@ def main(argv=None):
     K = a.epochs
     tmp = tempfile.mkdtemp(prefix="skfm-bench-xlearn-")
     try:
-        for src, name in zip(paths, ("train.libfm", "test.libfm")):
-            with gzip.open(src, "rb") as fi, open(os.path.join(tmp, name), "wb") as fo:
-                shutil.copyfileobj(fi, fo)
+        fields = None
+        if a.model == "fm":
+            for src, name in zip(paths, ("train.libfm", "test.libfm")):
+                with gzip.open(src, "rb") as fi, open(os.path.join(tmp, name), "wb") as fo:
+                    shutil.copyfileobj(fi, fo)
+        else:  # the fields FFMClassifier(fields="auto") would infer, given to both
+            from skfm._fields import infer_fields
+            fields = infer_fields(Xtr)
+            print(f"fields: {int(fields.max()) + 1} inferred on the training split")
+            write_libffm(os.path.join(tmp, "train.libfm"), Xtr, ytr, fields)
+            write_libffm(os.path.join(tmp, "test.libfm"), Xte, yte, fields)
         for nt in a.threads:  # compile / load skfm's kernels outside the timings
-            skfm_estimator(a, "adam", nt, 1).fit(Xtr[:2000], ytr[:2000])
-            skfm_estimator(a, "adagrad", nt, 1).fit(Xtr[:2000], ytr[:2000])
+            skfm_estimator(a, "adam", nt, 1, fields).fit(Xtr[:2000], ytr[:2000])
+            skfm_estimator(a, "adagrad", nt, 1, fields).fit(Xtr[:2000], ytr[:2000])
         for nt in a.threads:
             best = {"xlearn": None, "adam": None, "adagrad": None}
             auc = {}
@@ -137,9 +166,9 @@ def main(argv=None):
                 auc["xlearn"] = roc_auc_score(yte, np.asarray(x["pred"]))
                 for solver in ("adam", "adagrad"):
                     with C.Timer() as t1:
-                        skfm_estimator(a, solver, nt, 1).fit(Xtr, ytr)
+                        skfm_estimator(a, solver, nt, 1, fields).fit(Xtr, ytr)
                     with C.Timer() as tk:
-                        clf = skfm_estimator(a, solver, nt, 1 + K).fit(Xtr, ytr)
+                        clf = skfm_estimator(a, solver, nt, 1 + K, fields).fit(Xtr, ytr)
                     e = (tk.wall - t1.wall) / K
                     best[solver] = e if best[solver] is None else min(best[solver], e)
                     auc[solver] = roc_auc_score(yte, clf.decision_function(Xte))
@@ -151,7 +180,8 @@ def main(argv=None):
                                    "ratio_adagrad": best["xlearn"] / best["adagrad"]})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"seconds per epoch on Frappe ({Xtr.shape[0]:,} training rows), d={a.dim}, "
+    print(f"{a.model.upper()}: seconds per epoch on Frappe ({Xtr.shape[0]:,} training rows), "
+          f"k={a.dim}, "
           f"[fit(1+{K}) - fit(1)] / {K}, best of {a.repeat}; xLearn/skfm > 1: skfm is faster; "
           f"AUC on the test split after {1 + K} epochs")
     print(C.table([("threads", "threads", ""), ("xLearn s/epoch", "xlearn_s", ".4f"),

@@ -17,7 +17,7 @@ validation log-loss); the model of the best validation epoch is then scored on t
 
 Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30 (0: skip)] [--tuned]
        [--frappe-dir ../shared/data/frappe] [--n-jobs 2] [--methods fm copy mix sm]
-       [--models fm nfm afm deepfm] [--set dropout=0.2 ...] [--json runs.json]
+       [--models fm nfm afm deepfm dcn ffm] [--set dropout=0.2 ...] [--json runs.json]
        python benchmarks/reproduce_frappe.py --table2 --tuned --alphas 0 [--torch-ref]
 
 ``--table2`` runs the SMFM paper's whole Table 2 column that skfm has (FM, NFM, AFM and DCN each
@@ -69,7 +69,10 @@ MODELS = {"fm": ("FM", {}),
           "deepfm": ("DeepFM", {"hidden_layer_sizes": (64, 64), "activation": "relu",
                                 "dropout": 0.0, "batch_norm": False}),
           "dcn": ("DCN", {"n_cross_layers": 2, "hidden_layer_sizes": (64, 64),
-                          "activation": "relu", "dropout": 0.0, "batch_norm": False})}
+                          "activation": "relu", "dropout": 0.0, "batch_norm": False}),
+          # FFM (the IFM paper's field-aware baseline; not in the SMFM paper's Table 2 nor in
+          # torch_ref): d = 64 per (feature, field) vector, Frappe's 10 fields by fields='auto'
+          "ffm": ("FFM", {})}
 
 
 #: the SMFM paper's Table 2, Frappe column (AUC, LogLoss; mean of its 30 runs on its own split)
@@ -278,8 +281,9 @@ def main(argv=None):
     ap.add_argument("--models", nargs="+", default=["fm"], choices=list(MODELS),
                     help="fm, and the variants nfm (one ReLU layer of 64), afm (attention "
                          "factor 64), deepfm (two ReLU layers of 64, Frappe's 10 fields "
-                         "inferred by fields='auto') and dcn (deepfm's tower beside two cross "
-                         "layers); --tuned runs each of them too")
+                         "inferred by fields='auto'), dcn (deepfm's tower beside two cross "
+                         "layers) and ffm (a 64-vector per feature and field, the fields "
+                         "inferred); --tuned runs each of them too")
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--set", nargs="+", metavar="NAME=VALUE", dest="overrides",
                     help="override estimator parameters (paper protocol and --tuned), "
@@ -290,7 +294,7 @@ def main(argv=None):
     ap.add_argument("--torch-ref", action="store_true", help="with --table2: also run "
                     "torch_ref.py on each row (seed --seeds[0], paper protocol; with --epochs 0 "
                     "and no --tuned, torch_ref only, for --merge)")
-    ap.add_argument("--torch-models", nargs="+", choices=list(MODELS), default=None,
+    ap.add_argument("--torch-models", nargs="+", choices=list(TORCH_ARGS), default=None,
                     help="with --torch-ref: only these models' rows (torch_ref's SMAFM takes "
                          "minutes an epoch)")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
