@@ -89,19 +89,24 @@ def _phase1(indptr, indices, data, y, sw, start, B, w0, T, fields, k, loss_id, G
         g = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
         G[b] = g
         for p in range(a, e):
+            gr = GN[p - base]
+            gr[:] = 0.0
+            gr[0] = g * data[p]
+        # each pair once, into both its nonzeros' rows: a row's terms still arrive in ascending
+        # order of the other nonzero (those before it from the outer loop, then its own)
+        for p in range(a, e):
             i = indices[p]
             gi = g * data[p]
             oi = 1 + fields[i] * k
-            gr = GN[p - base]
-            gr[:] = 0.0
-            gr[0] = gi
-            for q in range(a, e):
-                if q != p:
-                    j = indices[q]
-                    cx = gi * data[q]
-                    oj = 1 + fields[j] * k
-                    for c in range(k):
-                        gr[oj + c] += cx * T[j, oi + c]
+            gp = GN[p - base]
+            for q in range(p + 1, e):
+                j = indices[q]
+                cx = gi * data[q]
+                oj = 1 + fields[j] * k
+                gq = GN[q - base]
+                for c in range(k):
+                    gp[oj + c] += cx * T[j, oi + c]
+                    gq[oi + c] += cx * T[i, oj + c]
 
 
 @njit(cache=True, fastmath=False)
