@@ -147,23 +147,52 @@ def row_stats(indptr, indices, data, T, fields, k):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _cross(indices, data, a1, e1, a2, e2, T, fields, k):
-    """sum over the nonzeros i of row [a1, e1) and j of row [a2, e2) with i != j (a feature
-    the rows share does not pair with itself) of <v_{i,f_j}, v_{j,f_i}> x_i r_j."""
-    acc = 0.0
-    for p in range(a1, e1):
+def _project(indices, data, a, e, T, fields, F, k, P):
+    """P (F, F k) = the row [a, e) seen from each field: P[f, g k:(g + 1) k] = sum over its
+    nonzeros i of field g of x_i v_{i,f}.  O(m F k)."""
+    P[:, :] = 0.0
+    for p in range(a, e):
         i = indices[p]
-        oi = 1 + fields[i] * k
-        row = 0.0
-        for q in range(a2, e2):
-            j = indices[q]
-            if j != i:
-                oj = 1 + fields[j] * k
-                dot = 0.0
-                for c in range(k):
-                    dot += T[i, oj + c] * T[j, oi + c]
-                row += dot * data[q]
-        acc += row * data[p]
+        xi = data[p]
+        og = fields[i] * k
+        for f in range(F):
+            for c in range(k):
+                P[f, og + c] += xi * T[i, 1 + f * k + c]
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _cross(indices, data, a1, e1, a2, e2, T, fields, k, P):
+    """sum over the nonzeros i of row [a1, e1) and j of row [a2, e2) with i != j (a feature
+    the rows share does not pair with itself) of <v_{i,f_j}, v_{j,f_i}> x_i r_j, from the
+    first row's projection P (_project): sum_j r_j <P[f_j], T[j, 1:]> (one contiguous dot of
+    F k per nonzero of the second row), less the shared features' i == j terms (the two
+    sorted index lists merged).  O(m_r F k + m_x + m_r)."""
+    Fk = P.shape[1]
+    acc = 0.0
+    for q in range(a2, e2 if Fk > 0 else a2):  # no factors (k = 0): no pair term
+        j = indices[q]
+        Pf = P[fields[j]]
+        dot = Pf[0] * 0  # in P's (the model's) precision: a float32 model's dot stays float32
+        for c in range(Fk):
+            dot += Pf[c] * T[j, 1 + c]
+        acc += dot * data[q]
+    p = a1
+    q = a2
+    while p < e1 and q < e2:
+        i = indices[p]
+        j = indices[q]
+        if i < j:
+            p += 1
+        elif j < i:
+            q += 1
+        else:
+            o = 1 + fields[i] * k
+            self_dot = 0.0
+            for c in range(k):
+                self_dot += T[i, o + c] * T[i, o + c]
+            acc -= self_dot * data[p] * data[q]
+            p += 1
+            q += 1
     return acc
 
 
@@ -174,20 +203,24 @@ def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0,
     candidates (stream (seed, epoch, i p + k), mixup.draw_one) and keep the one whose mixed row
     c = lam x + mu r has the largest saliency (``criterion`` 0) or loss (1: Maxup); p == 1 is
     Alg. 1.  The pair term is a quadratic form, so pair(c) = lam^2 pair(x) + mu^2 pair(r) +
-    lam mu cross(x, r) (_cross, O(m_x m_r k)), lin(c) = lam lin(x) + mu lin(r), from the rows'
+    lam mu cross(x, r) (_cross: O(m_r F k) from the first parent's projection, built once for
+    its p candidates by _project in O(m_x F k)), lin(c) = lam lin(x) + mu lin(r), from the rows'
     ``R`` (row_stats).  The first of equal scores wins (as argmax).  Returns (partners,
     lams)."""
     m = parents.shape[0]
     n = indptr.shape[0] - 1
+    F = (T.shape[1] - 1) // k if k > 0 else 0
     partners = np.empty(m, np.int64)
     lams = np.empty(m)
     for ch in prange((m + _CHUNK - 1) // _CHUNK):
         st = np.zeros(1, np.uint64)
+        P = np.empty((F, F * k), T.dtype)
         for i in range(ch * _CHUNK, min(m, (ch + 1) * _CHUNK)):
             if p == 1:
                 partners[i], lams[i] = draw_one(seed, epoch, i, n, a, b, st)
                 continue
             r1 = parents[i]
+            _project(indices, data, indptr[r1], indptr[r1 + 1], T, fields, F, k, P)
             best = -np.inf
             best_r = -1
             best_lam = 1.0
@@ -195,7 +228,7 @@ def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0,
                 r2, lam = draw_one(seed, epoch, i * p + kk, n, a, b, st)
                 mu = 1.0 - lam
                 cross = _cross(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
-                               indptr[r2 + 1], T, fields, k)
+                               indptr[r2 + 1], T, fields, k, P)
                 pair = lam * lam * R[r1, 1] + mu * mu * R[r2, 1] + lam * mu * cross
                 ln = lam * R[r1, 0] + mu * R[r2, 0]
                 fv = w0[0] + ln + pair
