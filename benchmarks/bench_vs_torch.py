@@ -1,6 +1,7 @@
 """skfm against the PyTorch reference (../shared/bench/torch_ref.py) on Frappe: seconds per
-training epoch of plain FM, CopyFM, MixFM and SMFM (and of the same methods on NFM, AFM and
-DeepFM with ``--models``), same data, settings and thread counts, in one run.
+training epoch of plain FM, CopyFM, MixFM and SMFM (and of the same methods on NFM, AFM,
+DeepFM and DCN with ``--models``; FFM too, skfm only), same data, settings and thread counts, in
+one run.
 
     pip install torch==2.13.0        # for this script only: never a dependency of skfm
     python benchmarks/bench_vs_torch.py                      # fm copy mix sm, 1 and 2 threads
@@ -27,6 +28,7 @@ dropout, no batch norm (torch_ref's defaults).  AFM: attention factor 64, no dro
 the attention weights.  DeepFM: two hidden layers of 64 ReLU units, no dropout (torch_ref's
 defaults), fields inferred by ``fields="auto"`` (Frappe's 10 one-hot fields, as torch_ref's).
 DCN: two cross layers beside DeepFM's tower, no dropout, no batch norm (torch_ref's defaults).
+FFM (skfm only: torch_ref has none): 4 factors per (feature, field), libFFM's k, not --dim.
 Maxup ("max"): 4 mixed neighbours per row (``--maxup-m``, torch_ref's default).
 """
 import argparse
@@ -59,7 +61,12 @@ MODELS = {  # torch_ref --model -> (skfm model, its model options)
                           "batch_norm": False}),
     "dcn": ("DCN", {"n_cross_layers": 2, "hidden_layer_sizes": (64, 64), "activation": "relu",
                     "dropout": 0.0, "batch_norm": False}),
+    # skfm only (torch_ref has no FFM): libFFM's k = 4 factors per (feature, field), fields
+    # inferred by fields="auto"
+    "ffm": ("FFM", {"n_factors": 4}),
 }
+#: the --models that torch_ref.py has
+TORCH_MODELS = ("fm", "nfm", "afm", "deepfm", "dcn")
 
 
 def parse_args(argv=None):
@@ -197,8 +204,9 @@ def run_torch(a, model, method, threads, epochs):
 def skfm_estimator(a, method, threads, epochs, model="fm"):
     aug = METHODS[method]
     name, options = MODELS[model]
+    options = {"n_factors": a.dim, **options}
     return C.skfm_class(name, aug)(
-        n_factors=a.dim, solver="adam", learning_rate_init=a.lr, batch_size=a.batch,
+        solver="adam", learning_rate_init=a.lr, batch_size=a.batch,
         max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, alpha=0.0, init_std=0.01,
         early_stopping=False,
         random_state=a.seed, n_jobs=threads, augmentation=aug, mix_alpha=0.5, mix_beta=0.5,
@@ -296,7 +304,7 @@ def sm_floor_rows(a, runs, n_rows):
     layer's products of the n p candidates add their own floor."""
     import numpy as np
     target = {"fm": 2.5, "nfm": 3.0, "afm": 3.0}  # SM / base
-    target_mix = {"deepfm": 1.5, "dcn": 1.5}  # SM / Mix
+    target_mix = {"deepfm": 1.5, "dcn": 1.5, "ffm": 1.5}  # SM / Mix
     by = {(r["threads"], r["model"], r["method"]): r["skfm"] for r in runs}
     out = []
     for nt, model in dict.fromkeys((r["threads"], r["model"]) for r in runs):
@@ -358,7 +366,7 @@ def main(argv=None):
             run = {"threads": nt, "model": model, "method": m, "epochs": E,
                    "skfm_estimator": type(est).__name__ + (f"(augmentation={aug!r})"
                                                            if aug else "")}
-            if ok:
+            if ok and model in TORCH_MODELS:
                 print(f"  running torch_ref.py --model {model} --method {m} --threads {nt} "
                       f"--epochs {E} ...", file=sys.stderr, flush=True)
                 C.wait_for_quiet(a.quiet_wait)
