@@ -1,0 +1,246 @@
+"""Reliability of every registered estimator (skfm._platform.all_estimators()): a fit that is
+interrupted (KeyboardInterrupt from a callback or from another thread) leaves a first fit
+unfitted and a continued fit exactly as it was; concurrent predictions from several threads
+equal serial ones, and two fits in two threads give the models they give alone; pickles of
+earlier versions load (tests/fixtures/) and pickles of incompatible versions are refused;
+numerical edge cases give finite models.  The user guide's "Guarantees" name these tests.
+The property-based fuzzing of the input formats is in test_fuzz.py."""
+import copy
+import ctypes
+import sys
+import threading
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import skfm._trainer
+from skfm._platform import all_estimators
+from skfm.datasets import make_fm_classification, make_fm_regression
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+ENTRIES = all_estimators()
+entries = pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+# where the interruption comes from: a training step of every estimator; the verbose print of
+# an epoch (a user's Ctrl-C) for the FM estimators (the same code path for all)
+interruptions = pytest.mark.parametrize(
+    "entry, how", [(e, "step") for e in ENTRIES]
+    + [(e, "verbose") for e in ENTRIES if e.model == "FM" and not e.augmentation],
+    ids=lambda v: v if isinstance(v, str) else v.name)
+
+
+def _data(entry, n_samples=80, random_state=0):
+    """Small one-hot data; classifiers get 3 classes (one-vs-rest: an epoch trains one model
+    per class, so an interruption can fall between them)."""
+    if entry.task == "classifier":
+        X, y = make_fm_classification(n_samples=n_samples, n_fields=3, field_size=4,
+                                      random_state=random_state)
+        y = np.where(y == 1, np.arange(n_samples) % 2 + 1, 0)
+        return X, y
+    return make_fm_regression(n_samples=n_samples, n_fields=3, field_size=4,
+                              random_state=random_state)
+
+
+def _est(entry, **kwargs):
+    return entry.cls(**{**entry.fast, "random_state": 0, "n_jobs": 1, **kwargs})
+
+
+def _outputs(est, X):
+    return est.decision_function(X) if hasattr(est, "decision_function") else est.predict(X)
+
+
+def _assert_same(a, b, path="est"):
+    """a and b (estimator __dict__s, or parts of them) are equal: arrays bit for bit (dtype,
+    shape and values), random generators in the same state."""
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape, path
+        np.testing.assert_array_equal(a, b, err_msg=path)
+    elif isinstance(a, np.random.Generator):
+        assert a.bit_generator.state == b.bit_generator.state, path
+    elif isinstance(a, dict):
+        assert sorted(a) == sorted(b), (path, sorted(a), sorted(b))
+        for k in a:
+            _assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), path
+        for i, (u, v) in enumerate(zip(a, b)):
+            _assert_same(u, v, f"{path}[{i}]")
+    elif isinstance(a, float) and np.isnan(a):
+        assert isinstance(b, float) and np.isnan(b), path
+    else:
+        assert a == b, (path, a, b)
+
+
+def _assert_unfitted(est, X):
+    with pytest.raises(NotFittedError):
+        _outputs(est, X)
+    for attr in ("n_features_in_", "classes_", "n_iter_", "loss_curve_", "fields_"):
+        assert not hasattr(est, attr), attr
+
+
+# --------------------------------------------------------------------------- interruption
+class _Interrupt:
+    """Raises KeyboardInterrupt at the ``at``-th training step of one output (one class of a
+    one-vs-rest model) in an epoch, after the step has updated the parameters: the kernels run
+    an epoch in one call, so that is where Python code, and Ctrl-C, gets control."""
+
+    def __init__(self, monkeypatch, at):
+        self.at, self.calls = at, 0
+        run_epoch = skfm._trainer.run_epoch
+
+        outer = self
+
+        class Core:
+            def __init__(self, core):
+                self._core = core
+
+            def __getattr__(self, name):
+                return getattr(self._core, name)
+
+            def train_epoch(self, *args):
+                out = self._core.train_epoch(*args)
+                outer.calls += 1
+                if outer.calls == outer.at:
+                    raise KeyboardInterrupt
+                return out
+
+        def interrupted(core, *args, **kwargs):
+            return run_epoch(Core(core), *args, **kwargs)
+
+        monkeypatch.setattr(skfm._trainer, "run_epoch", interrupted)
+
+
+class _InterruptingStdout:
+    """A stdout whose ``at``-th line starting with "Epoch" raises KeyboardInterrupt: the user
+    pressing Ctrl-C while ``verbose`` prints."""
+
+    def __init__(self, at):
+        self.at, self.lines = at, 0
+
+    def write(self, text):
+        if text.startswith("Epoch"):
+            self.lines += 1
+            if self.lines == self.at:
+                raise KeyboardInterrupt
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def _interrupt(monkeypatch, how, at):
+    if how == "step":
+        _Interrupt(monkeypatch, at)
+    else:
+        monkeypatch.setattr(sys, "stdout", _InterruptingStdout(at))
+
+
+def _other_rows(X):
+    """Rows for a continued fit: some of X's, without the first field's columns (the table
+    rows of features absent from the continued fit's rows must be left alone too)."""
+    X2 = X[:50].tolil()
+    X2[:, :4] = 0
+    return X2.tocsr()
+
+
+@interruptions
+def test_interrupted_first_fit_leaves_the_estimator_unfitted(entry, how, monkeypatch):
+    """A KeyboardInterrupt during a first fit (or a refit with warm_start=False, or a first
+    partial_fit) leaves the estimator unfitted; fitting again gives the model an
+    uninterrupted fit gives."""
+    X, y = _data(entry)
+    expected = _outputs(_est(entry).fit(X, y), X)
+    classes = {"classes": np.unique(y)} if entry.task == "classifier" else {}
+    with monkeypatch.context() as m:
+        est = _est(entry, verbose=how == "verbose")
+        _interrupt(m, how, at=2)
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(X, y)
+    _assert_unfitted(est, X)
+    refit = _est(entry).fit(X, y)  # fitted, then refit and interrupted
+    with monkeypatch.context() as m:
+        refit.set_params(verbose=how == "verbose")
+        _interrupt(m, how, at=2)
+        with pytest.raises(KeyboardInterrupt):
+            refit.fit(X, y)
+    _assert_unfitted(refit, X)
+    with monkeypatch.context() as m:
+        first = _est(entry, verbose=how == "verbose")
+        _interrupt(m, how, at=1)
+        with pytest.raises(KeyboardInterrupt):
+            first.partial_fit(X, y, **classes)
+    _assert_unfitted(first, X)
+    est.set_params(verbose=False)
+    np.testing.assert_array_equal(_outputs(est.fit(X, y), X), expected)
+
+
+@interruptions
+@pytest.mark.parametrize("call", ["warm_start", "partial_fit", "early_stopping"])
+def test_interrupted_continued_fit_leaves_the_model_as_it_was(entry, call, how, monkeypatch):
+    """A KeyboardInterrupt during a warm-started fit (with and without early stopping) or a
+    partial_fit leaves every attribute of the estimator exactly as it was (parameters,
+    optimizer moments, loss curve, random generator): continuing it afterwards gives the model
+    that an uninterrupted estimator gives."""
+    X, y = _data(entry)
+    kw = {"warm_start": True, "max_iter": 4, "verbose": how == "verbose"}
+    if call == "early_stopping":
+        kw.update(early_stopping=True, validation_fraction=0.25, n_iter_no_change=10)
+    est = _est(entry, **kw)
+    with monkeypatch.context() as m:  # fitted (its verbose lines go nowhere)
+        m.setattr(sys, "stdout", _InterruptingStdout(0))
+        est.fit(X, y)
+    X2, y2 = _other_rows(X), y[:50]
+    twin = copy.deepcopy(est)
+    before = copy.deepcopy(est.__dict__)
+
+    def go_on(e):
+        return e.fit(X2, y2) if call != "partial_fit" else e.partial_fit(X2, y2)
+
+    with monkeypatch.context() as m:
+        # partial_fit: its one epoch (a one-vs-rest classifier between two classes of it);
+        # fit: its second epoch
+        one = call == "partial_fit" and (how == "verbose" or entry.task == "regressor")
+        _interrupt(m, how, at=1 if one else 2)
+        with pytest.raises(KeyboardInterrupt):
+            go_on(est)
+    _assert_same(est.__dict__, before)
+    with monkeypatch.context() as m:
+        m.setattr(sys, "stdout", _InterruptingStdout(0))
+        go_on(est)
+        go_on(twin)
+    np.testing.assert_array_equal(_outputs(est, X), _outputs(twin, X))
+    assert est.loss_curve_ == twin.loss_curve_
+
+
+def _raise_in_thread(thread_id, exc):
+    """Raise ``exc`` in the thread ``thread_id`` at its next Python instruction."""
+    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
+                                                   ctypes.py_object(exc))
+    assert n == 1
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.model in ("FM", "DeepFM")
+                                   and not e.augmentation], ids=lambda e: e.name)
+def test_interrupted_from_another_thread(entry):
+    """Ctrl-C as another thread delivers it (PyThreadState_SetAsyncExc, as signal handlers and
+    debuggers do): the exception arrives wherever the fitting thread is in Python code; a
+    warm-started fit is left as it was."""
+    X, y = _data(entry)
+    est = _est(entry, warm_start=True, max_iter=2).fit(X, y)
+    before = copy.deepcopy(est.__dict__)
+    est.set_params(max_iter=2000, n_iter_no_change=2000, tol=0.0)
+    before["max_iter"], before["n_iter_no_change"], before["tol"] = 2000, 2000, 0.0
+    main, started = threading.get_ident(), len(est.loss_curve_)
+
+    def interrupter():
+        while len(getattr(est, "loss_curve_", ())) < started + 3:
+            pass
+        _raise_in_thread(main, KeyboardInterrupt)
+
+    t = threading.Thread(target=interrupter, daemon=True)
+    with pytest.raises(KeyboardInterrupt):
+        t.start()
+        est.fit(X, y)
+    t.join()
+    _assert_same(est.__dict__, before)
