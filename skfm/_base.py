@@ -21,6 +21,11 @@ from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, numba_threads,
                        readonly)
+from ._version import PICKLE_FORMAT, __version__
+
+#: the migrations of pickled states from earlier formats: format -> function(state) returning
+#: the state in format + 1 (none yet: format 1 is the first)
+PICKLE_MIGRATIONS = {}
 
 #: ``early_stopping="auto"`` turns early stopping on for fits on more rows than this (100 rows
 #: held out at the default validation_fraction; the figures: user guide, "Defaults")
@@ -543,6 +548,39 @@ class BaseFactorizationMachine(BaseEstimator):
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_params")
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """The pickled state, stamped with the skfm version and pickle format that wrote it
+        (see skfm._version.PICKLE_FORMAT)."""
+        return dict(super().__getstate__(), _skfm_version=__version__,
+                    _skfm_pickle_format=PICKLE_FORMAT)
+
+    def __setstate__(self, state):
+        """Load a pickled state of this pickle format, or of an earlier one through the
+        migrations in PICKLE_MIGRATIONS; any other raises ValueError naming the skfm version
+        that wrote it and this one, rather than a model that would predict wrongly.  A state
+        without a stamp was written before the stamp existed (skfm 0.1.0, format 1)."""
+        state = dict(state)
+        version = state.pop("_skfm_version", "0.1.0 (unstamped)")
+        fmt = state.pop("_skfm_pickle_format", 1)
+        name = type(self).__name__
+        if not isinstance(fmt, Integral) or fmt > PICKLE_FORMAT:
+            raise ValueError(
+                f"This {name} was pickled by skfm {version} (pickle format {fmt}), which this "
+                f"skfm {__version__} cannot read (it reads pickle formats up to "
+                f"{PICKLE_FORMAT}): load it with skfm {version} or later, or fit the model "
+                f"again with this version.")
+        while fmt < PICKLE_FORMAT:
+            if fmt not in PICKLE_MIGRATIONS:
+                raise ValueError(
+                    f"This {name} was pickled by skfm {version} (pickle format {fmt}); skfm "
+                    f"{__version__} reads pickle format {PICKLE_FORMAT} and cannot convert "
+                    f"format {fmt}: fit the model again with this version (or load it with "
+                    f"skfm {version} and use it there).")
+            state = PICKLE_MIGRATIONS[fmt](state)
+            fmt += 1
+        super().__setstate__(state)
 
     def _forget(self):
         for name in ("_params", "_states", "_states_solver", "n_iter_", "t_", "loss_curve_",

@@ -7,6 +7,9 @@ numerical edge cases give finite models.  The user guide's "Guarantees" name the
 The property-based fuzzing of the input formats is in test_fuzz.py."""
 import copy
 import ctypes
+import os
+import pickle
+import re
 import sys
 import threading
 
@@ -14,8 +17,12 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
+import skfm
+import skfm._base
 import skfm._trainer
+from skfm._kernels.losses import LOGISTIC
 from skfm._platform import all_estimators
+from skfm._version import PICKLE_FORMAT
 from skfm.datasets import make_fm_classification, make_fm_regression
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -244,3 +251,96 @@ def test_interrupted_from_another_thread(entry):
         est.fit(X, y)
     t.join()
     _assert_same(est.__dict__, before)
+
+
+# --------------------------------------------------------------------------- persistence
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "pickles")
+
+
+def _fixtures():
+    """(skfm version, estimator name) of every pickle under tests/fixtures/pickles/."""
+    return sorted((version, name[:-4]) for version in os.listdir(FIXTURES)
+                  for name in os.listdir(os.path.join(FIXTURES, version))
+                  if name.endswith(".pkl"))
+
+
+@pytest.mark.parametrize("version, name", _fixtures(), ids=lambda v: v)
+def test_pickles_of_released_versions_predict_the_same(version, name):
+    """A model pickled by a released skfm (tests/fixtures/make_pickles.py) loads in this one
+    and gives the outputs it gave when pickled (to rounding: the kernels' sums may be
+    vectorised differently on another CPU), and goes on training."""
+    with open(os.path.join(FIXTURES, version, name + ".pkl"), "rb") as fh:
+        est = pickle.load(fh)
+    assert type(est) is getattr(skfm, name)
+    expected = np.load(os.path.join(FIXTURES, version, name + ".npz"))
+    X, y = expected["X"], expected["y"]
+    for method in ("predict", "predict_proba", "decision_function"):
+        if method in expected:
+            np.testing.assert_allclose(getattr(est, method)(X), expected[method], rtol=1e-9,
+                                       atol=1e-12, err_msg=method)
+    np.testing.assert_allclose(est.saliency(X, y), expected["saliency"], rtol=1e-9, atol=1e-12)
+    if est._loss_id == LOGISTIC:
+        np.testing.assert_array_equal(est.predict(X), expected["predict"])
+    n_iter = est.n_iter_
+    est.partial_fit(X, y)
+    assert est.n_iter_ == n_iter + 1 and np.isfinite(_outputs(est, X)).all()
+
+
+def test_every_estimator_has_a_pickle_fixture_of_this_version():
+    """A new estimator, or a new release, adds its fixtures: run tests/fixtures/make_pickles.py."""
+    here = os.path.join(FIXTURES, skfm.__version__)
+    missing = [e.name for e in ENTRIES
+               if not os.path.exists(os.path.join(here, e.name + ".pkl"))]
+    assert not missing, f"no pickle fixture of skfm {skfm.__version__} for {missing}"
+
+
+def _pickled_under(est, monkeypatch, fmt, version):
+    with monkeypatch.context() as m:
+        m.setattr(skfm._base, "PICKLE_FORMAT", fmt)
+        m.setattr(skfm._base, "__version__", version)
+        return pickle.dumps(est)
+
+
+def _tiny(entry):
+    X, y = _data(entry, n_samples=30)
+    return _est(entry, max_iter=1).fit(X, y), X
+
+
+@pytest.mark.parametrize("entry", ENTRIES[:1] + [e for e in ENTRIES if e.model == "FM"][:1],
+                         ids=lambda e: e.name)
+def test_pickle_of_another_format_is_refused(entry, monkeypatch):
+    """A pickle of a newer format, or of an older one that no migration converts, raises
+    ValueError naming the skfm version that wrote it and this one, instead of loading a model
+    that could predict wrongly; an older format with a migration is converted."""
+    est, X = _tiny(entry)
+    newer = _pickled_under(est, monkeypatch, PICKLE_FORMAT + 1, "9.0")
+    with pytest.raises(ValueError, match=rf"pickled by skfm 9\.0 \(pickle format "
+                                         rf"{PICKLE_FORMAT + 1}\), which this skfm "
+                                         rf"{re.escape(skfm.__version__)} cannot read"):
+        pickle.loads(newer)
+    older = _pickled_under(est, monkeypatch, PICKLE_FORMAT - 1, "0.0.1")
+    with pytest.raises(ValueError, match=r"pickled by skfm 0\.0\.1 \(pickle format "
+                                         rf"{PICKLE_FORMAT - 1}\); skfm "
+                                         rf"{re.escape(skfm.__version__)} reads"):
+        pickle.loads(older)
+
+    def migrate(state):
+        state = dict(state, migrated=True)
+        return state
+
+    monkeypatch.setitem(skfm._base.PICKLE_MIGRATIONS, PICKLE_FORMAT - 1, migrate)
+    back = pickle.loads(older)
+    assert back.migrated
+    np.testing.assert_array_equal(_outputs(back, X), _outputs(est, X))
+
+
+def test_unstamped_pickle_is_the_first_format():
+    """A state pickled before the stamp existed (skfm 0.1.0) loads as format 1."""
+    entry = ENTRIES[0]
+    est, X = _tiny(entry)
+    state = est.__getstate__()
+    assert state.pop("_skfm_version") == skfm.__version__
+    assert state.pop("_skfm_pickle_format") == PICKLE_FORMAT
+    back = entry.cls.__new__(entry.cls)
+    back.__setstate__(state)
+    np.testing.assert_array_equal(_outputs(back, X), _outputs(est, X))
