@@ -19,8 +19,8 @@ from sklearn.utils.validation import (_check_sample_weight, check_array, check_i
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
-from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, numba_threads,
-                       readonly)
+from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, kernel_lock,
+                       numba_threads, readonly)
 from ._version import PICKLE_FORMAT, __version__
 
 #: the migrations of pickled states from earlier formats: format -> function(state) returning
@@ -112,7 +112,8 @@ def to_csr_data(X, dtype, name="X"):
     check_sparse_structure(X, name)
     indices = readonly(X.indices.astype(np.int32, copy=False))
     indptr = readonly(X.indptr.astype(np.int64))
-    status = kcsr.csr_status(indptr, indices, X.data)
+    with kernel_lock():  # a parallel kernel (see kernel_lock)
+        status = kcsr.csr_status(indptr, indices, X.data)
     if status:
         X = X.copy()
         if status & kcsr.NOT_CANONICAL:

@@ -10,7 +10,9 @@ import ctypes
 import os
 import pickle
 import re
+import subprocess
 import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -28,6 +30,7 @@ from skfm.datasets import make_fm_classification, make_fm_regression
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 ENTRIES = all_estimators()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 entries = pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
 # where the interruption comes from: a training step of every estimator; the verbose print of
 # an epoch (a user's Ctrl-C) for the FM estimators (the same code path for all)
@@ -344,3 +347,143 @@ def test_unstamped_pickle_is_the_first_format():
     back = entry.cls.__new__(entry.cls)
     back.__setstate__(state)
     np.testing.assert_array_equal(_outputs(back, X), _outputs(est, X))
+
+
+# --------------------------------------------------------------------------- threads
+def _blas_threads():
+    return [m["num_threads"] for m in skfm._trainer._blas_controller().info()
+            if m["user_api"] == "blas"]
+
+
+def _methods(est, X, y):
+    calls = {"predict": lambda: est.predict(X), "saliency": lambda: est.saliency(X, y)}
+    if hasattr(est, "predict_proba"):
+        calls.update(predict_proba=lambda: est.predict_proba(X),
+                     decision_function=lambda: est.decision_function(X))
+    return calls
+
+
+def _in_threads(functions):
+    """Run the functions in threads of their own, started together; their results in order
+    (an exception in a thread is raised here)."""
+    results = [None] * len(functions)
+    barrier = threading.Barrier(len(functions))
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = ("ok", functions[i]())
+        except BaseException as e:  # noqa: BLE001 (re-raised in the calling thread)
+            results[i] = ("error", e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for kind, value in results:
+        if kind == "error":
+            raise value
+    return [value for _, value in results]
+
+
+@entries
+def test_concurrent_predictions_equal_serial_ones(entry):
+    """predict, predict_proba, decision_function and saliency called from 4 Python threads at
+    once on one fitted model give the serial results bit for bit, and leave BLAS's thread
+    count as it was (the kernels hold BLAS to one thread while they run)."""
+    X, y = _data(entry, n_samples=200)
+    est = _est(entry, n_jobs=1).fit(X, y)
+    blas = _blas_threads()
+    calls = _methods(est, X, y)
+    serial = {name: f() for name, f in calls.items()}
+
+    def worker():
+        return [(name, f()) for _ in range(2) for name, f in calls.items()]
+
+    for results in _in_threads([worker] * 4):
+        for name, value in results:
+            np.testing.assert_array_equal(value, serial[name], err_msg=name)
+    assert _blas_threads() == blas
+
+
+def test_blas_limit_is_held_until_the_last_thread_leaves():
+    """numba_threads holds BLAS to one thread while any thread is inside it and restores the
+    original count when the last leaves, whatever the order (with a limit per block, the first
+    thread to leave restored the count under the other's running kernels, and the last one
+    restored the one thread it had found, leaving BLAS on one thread for good)."""
+    original = _blas_threads()
+    a_inside, b_inside, a_left, seen = (threading.Event(), threading.Event(),
+                                        threading.Event(), {})
+
+    def a():
+        with skfm._trainer.numba_threads(1):
+            a_inside.set()
+            b_inside.wait(60)
+        a_left.set()
+
+    def b():
+        a_inside.wait(60)
+        with skfm._trainer.numba_threads(1):
+            b_inside.set()
+            a_left.wait(60)
+            seen["b inside after a left"] = _blas_threads()
+
+    _in_threads([a, b])
+    assert seen == {"b inside after a left": [1] * len(original)}
+    assert _blas_threads() == original
+
+
+@pytest.mark.parametrize("pair", [("FMClassifier", "FMRegressor"),
+                                  ("DeepFMClassifier", "SMFMClassifier"),
+                                  ("NFMRegressor", "AFMClassifier")], ids="+".join)
+def test_two_fits_in_two_threads_give_the_models_they_give_alone(pair):
+    """Two estimators fitting at once in two threads (n_jobs=2 each) give the models they give
+    when fitted one after the other."""
+    entries_ = [next(e for e in ENTRIES if e.name == name) for name in pair]
+    data = [_data(e, n_samples=300, random_state=i) for i, e in enumerate(entries_)]
+    alone = [_outputs(_est(e, n_jobs=2).fit(X, y), X) for e, (X, y) in zip(entries_, data)]
+    ests = [_est(e, n_jobs=2) for e in entries_]
+    _in_threads([lambda i=i: ests[i].fit(*data[i]) for i in range(2)])
+    for est, (X, _), expected in zip(ests, data, alone):
+        np.testing.assert_array_equal(_outputs(est, X), expected)
+
+
+def test_concurrent_predictions_with_numba_workqueue_layer():
+    """Numba's workqueue threading layer (its fallback where neither TBB nor OpenMP is
+    installed, as on macOS by default) aborts the process when two threads run parallel
+    kernels at once; skfm serialises its kernels under that layer."""
+    code = textwrap.dedent("""
+        import threading, warnings
+        import numba, numpy as np
+        import skfm
+        from skfm.datasets import make_fm_classification
+        warnings.simplefilter("ignore")
+        X, y = make_fm_classification(n_samples=2000, n_fields=3, field_size=4,
+                                      random_state=0)
+        est = skfm.FMClassifier(n_factors=3, max_iter=2, n_jobs=2, random_state=0).fit(X, y)
+        assert numba.threading_layer() == "workqueue"
+        ref = est.predict_proba(X)
+        sal = est.saliency(X, y)
+        reg = skfm.FMRegressor(n_factors=3, max_iter=2, n_jobs=2, random_state=0)
+        alone = reg.fit(X, y).predict(X)
+        out = []
+        def go():
+            for _ in range(10):
+                out.append(np.array_equal(est.predict_proba(X), ref))
+                out.append(np.array_equal(est.saliency(X, y), sal))
+        def fit():
+            reg = skfm.FMRegressor(n_factors=3, max_iter=2, n_jobs=2, random_state=0).fit(X, y)
+            out.append(np.array_equal(reg.predict(X), alone))
+        threads = [threading.Thread(target=go) for _ in range(3)]
+        threads.append(threading.Thread(target=fit))
+        for t in threads: t.start()
+        for t in threads: t.join()
+        assert len(out) == 61 and all(out)
+        print("ok")
+    """)
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2",
+               PYTHONPATH=os.pathsep.join([ROOT] + sys.path))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=False,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
