@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 import skfm
@@ -487,3 +488,75 @@ def test_concurrent_predictions_with_numba_workqueue_layer():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=False,
                           text=True, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- numerical edges
+def _check_finite(est, X, y):
+    """Every output of est on X is finite and probabilities are probabilities."""
+    out = _outputs(est, X)
+    assert np.isfinite(out).all()
+    assert np.isfinite(est.saliency(X, y)).all()
+    if hasattr(est, "predict_proba"):
+        P = est.predict_proba(X)
+        np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-12)
+        assert ((P >= 0) & (P <= 1)).all()
+    for p in est._params:
+        for v in p.values():
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                assert np.isfinite(v).all()
+    return out
+
+
+@entries
+def test_numerical_edge_cases(entry):
+    """All-zero rows, a feature seen once, a column that appears only at predict, batches of
+    one class, sample weights with zeros: finite models and sensible outputs."""
+    X, y = _data(entry, n_samples=120)
+    X = sp.hstack([X, sp.csr_matrix((X.shape[0], 2))]).tolil()  # 2 columns never set
+    X[:10] = 0  # all-zero rows
+    X[20, 12] = 1.0  # column 12 seen in one row only (column 13: only at predict)
+    X = X.tocsr()
+    y = np.asarray(y)
+    order = np.argsort(y, kind="stable")  # sorted labels, no shuffle: one class a batch
+    sw = np.where(np.arange(len(y)) % 3 == 0, 0.0, 1.0)  # a third of the weights 0
+    est = _est(entry, shuffle=False, batch_size=8, alpha=1e-4, fields="auto").fit(
+        X[order], y[order], sample_weight=sw)
+    out = _check_finite(est, X, y)
+    np.testing.assert_array_equal(out[:10], np.broadcast_to(out[0], out[:10].shape))
+    # the column that appears only at predict: never trained (its weight is 0), and rows
+    # with it predict finitely
+    coef = np.atleast_2d(est.coef_)
+    assert (coef[:, 13] == 0).all()
+    X_new = X.tolil()
+    X_new[:, 13] = 1.0
+    _check_finite(est, X_new.tocsr(), y)
+    # a partial_fit batch of one class; one with all weights 0 is refused, named
+    one = y == y[-1]
+    est.partial_fit(X[one], y[one])
+    before = copy.deepcopy(est.__dict__)
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero"):
+        est.partial_fit(X, y, sample_weight=np.zeros(len(y)))
+    _assert_same(est.__dict__, before)
+    _check_finite(est, X, y)
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.task == "classifier"],
+                         ids=lambda e: e.name)
+def test_one_positive_in_100000_rows(entry):
+    """Extreme class imbalance (1 positive in 100,000 rows), one epoch at the defaults: a
+    finite model that predicts the negative class on the negatives, with a probability of the
+    positive class below 1/2 there.  (Not yet the base rate: the intercept starts at 0, and
+    Adam's steps of about learning_rate_init take some 10,000 steps to reach the log-odds of
+    1e-5.)"""
+    n = 100_000
+    rng = np.random.default_rng(0)
+    cols = np.stack([rng.integers(0, 5, n), 5 + rng.integers(0, 5, n)], 1)
+    X = sp.csr_matrix((np.ones(2 * n), cols.ravel(), np.arange(0, 2 * n + 1, 2)),
+                      shape=(n, 10))
+    y = np.zeros(n, int)
+    y[12345] = 1
+    est = _est(entry, max_iter=1, batch_size="auto", early_stopping=False).fit(X, y)
+    P = est.predict_proba(X[:2000])[:, 1]
+    assert np.isfinite(P).all() and P.max() < 0.5
+    assert (est.predict(X[:2000]) == 0).all()
+    assert np.isfinite(est.saliency(X[:2000], y[:2000])).all()
