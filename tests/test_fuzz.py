@@ -282,3 +282,40 @@ def test_fit_and_predict_any_input(data):
             got = outputs(est, X2, y)
         for name, v in expected.items():
             np.testing.assert_array_equal(got[name], v, err_msg=f"{name} on {other}")
+
+
+# --------------------------------------------------------------------------- file readers
+LABELS = st.sampled_from(["1", "-1", "0", "0.5", "+1", "nan", "inf", "abc", "1e400", ""])
+LIBFM_TOKENS = st.sampled_from(["0:1", "3:0.5", "2:-1", "1:0", "4:1e30", "-1:2", "2:nan",
+                                "x:1", "5", "1:", ":1", "qid:3", "1:2:3", "99999999999:1",
+                                "2:1e400", "#", "# c 1:2", "0x1:1", "3:1"])
+LIBFFM_TOKENS = st.sampled_from(["0:0:1", "1:3:0.5", "2:4:-1", "0:1:0", "1:2", "-1:0:1",
+                                 "0:-2:1", "a:1:1", "0:1:nan", "0:1:1e400", "3", "0:1:",
+                                 "9999999999:1:1", "1:99999999999:1", "# x", "2:5:1"])
+
+
+@given(lines=st.lists(st.tuples(LABELS, st.lists(LIBFM_TOKENS, max_size=5)), max_size=6),
+       ffm=st.booleans(), data=st.data())
+@settings(PROFILE)
+def test_file_readers_any_text(lines, ffm, data):
+    """load_libfm / load_libffm on random lines of valid and malformed tokens: a well-formed
+    CSR matrix (finite values, indices within its columns) with one label per row, or a
+    ValueError that names the file and the line."""
+    from skfm._base import check_sparse_structure
+    from skfm.datasets import load_libffm, load_libfm
+    if ffm:
+        lines = [(label, data.draw(st.lists(LIBFFM_TOKENS, max_size=5))) for label, _ in lines]
+    text = "\n".join(" ".join([label, *tokens]) for label, tokens in lines) + "\n"
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "rows.txt")
+        with open(path, "w") as fh:
+            fh.write(text)
+        try:
+            out = load_libffm(path) if ffm else load_libfm(path)
+        except ValueError as e:
+            assert path in str(e), e
+            return
+    X, y = out[0], out[1]
+    assert sp.issparse(X) and X.format == "csr" and X.shape[0] == len(y)
+    check_sparse_structure(X)
+    assert np.isfinite(X.data).all()
