@@ -11,8 +11,7 @@ from ._ffm import FFMClassifier, FFMRegressor
 from ._fm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
                   SMFMRegressor)
 from ._nfm import NFMClassifier, NFMRegressor
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["AFMClassifier", "AFMRegressor", "DCNClassifier", "DCNRegressor", "DeepFMClassifier",
            "DeepFMRegressor", "FFMClassifier", "FFMRegressor", "FMClassifier", "FMRegressor",

@@ -1,5 +1,6 @@
 """Shared estimator logic: input validation and encoding, fit / partial_fit, warm start, fields,
 the early-stopping split, fitted attributes, tags (the epochs run in skfm._trainer)."""
+import copy
 from numbers import Integral
 
 import numpy as np
@@ -18,8 +19,13 @@ from sklearn.utils.validation import (_check_sample_weight, check_array, check_i
 
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
-from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, numba_threads,
-                       readonly)
+from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, kernel_lock,
+                       numba_threads, readonly)
+from ._version import PICKLE_FORMAT, __version__
+
+#: the migrations of pickled states from earlier formats: format -> function(state) returning
+#: the state in format + 1 (none yet: format 1 is the first)
+PICKLE_MIGRATIONS = {}
 
 #: ``early_stopping="auto"`` turns early stopping on for fits on more rows than this (100 rows
 #: held out at the default validation_fraction; the figures: user guide, "Defaults")
@@ -106,7 +112,8 @@ def to_csr_data(X, dtype, name="X"):
     check_sparse_structure(X, name)
     indices = readonly(X.indices.astype(np.int32, copy=False))
     indptr = readonly(X.indptr.astype(np.int64))
-    status = kcsr.csr_status(indptr, indices, X.data)
+    with kernel_lock():  # a parallel kernel (see kernel_lock)
+        status = kcsr.csr_status(indptr, indices, X.data)
     if status:
         X = X.copy()
         if status & kcsr.NOT_CANONICAL:
@@ -396,10 +403,30 @@ class BaseFactorizationMachine(BaseEstimator):
                                                     dtype if first_call else self._dtype)
             elif early:
                 _validation_rows(X.shape[0], self.validation_fraction)  # enough rows to split?
-        except Exception:
+        except BaseException:  # KeyboardInterrupt too
             if first_call:  # a refit that fails its checks must not leave the old model half
                 self._forget()  # overwritten (classes_, n_features_in_): it is unfitted
             raise
+        # From here on the fit changes the model.  It is all or nothing: an exception (a
+        # KeyboardInterrupt included) leaves a first fit unfitted and a continued fit
+        # (warm_start, partial_fit) exactly as it was; divergence leaves it unfitted.
+        saved = None if first_call else _FitSnapshot(self, Xc)
+        try:
+            return self._train(X, y, Xc, Y, sample_weight, dtype, core, early, given,
+                               validation, scorer if early else None, weighted, epochs,
+                               first_call, partial)
+        except TrainingDivergedError:
+            raise  # the trainer has reset the estimator to unfitted
+        except BaseException:
+            if first_call:
+                self._forget()
+            else:
+                saved.restore(self)
+            raise
+
+    def _train(self, X, y, Xc, Y, sample_weight, dtype, core, early, given, validation,
+               scorer, weighted, epochs, first_call, partial):
+        """The part of _fit after the checks: the model's state, the split and the epochs."""
         if first_call:
             self._dtype = dtype
         sw = np.ascontiguousarray(sample_weight, dtype=np.float64)
@@ -523,11 +550,44 @@ class BaseFactorizationMachine(BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_params")
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """The pickled state, stamped with the skfm version and pickle format that wrote it
+        (see skfm._version.PICKLE_FORMAT)."""
+        return dict(super().__getstate__(), _skfm_version=__version__,
+                    _skfm_pickle_format=PICKLE_FORMAT)
+
+    def __setstate__(self, state):
+        """Load a pickled state of this pickle format, or of an earlier one through the
+        migrations in PICKLE_MIGRATIONS; any other raises ValueError naming the skfm version
+        that wrote it and this one, rather than a model that would predict wrongly.  A state
+        without a stamp was written before the stamp existed (skfm 0.1.0, format 1)."""
+        state = dict(state)
+        version = state.pop("_skfm_version", "0.1.0 (unstamped)")
+        fmt = state.pop("_skfm_pickle_format", 1)
+        name = type(self).__name__
+        if not isinstance(fmt, Integral) or fmt > PICKLE_FORMAT:
+            raise ValueError(
+                f"This {name} was pickled by skfm {version} (pickle format {fmt}), which this "
+                f"skfm {__version__} cannot read (it reads pickle formats up to "
+                f"{PICKLE_FORMAT}): load it with skfm {version} or later, or fit the model "
+                f"again with this version.")
+        while fmt < PICKLE_FORMAT:
+            if fmt not in PICKLE_MIGRATIONS:
+                raise ValueError(
+                    f"This {name} was pickled by skfm {version} (pickle format {fmt}); skfm "
+                    f"{__version__} reads pickle format {PICKLE_FORMAT} and cannot convert "
+                    f"format {fmt}: fit the model again with this version (or load it with "
+                    f"skfm {version} and use it there).")
+            state = PICKLE_MIGRATIONS[fmt](state)
+            fmt += 1
+        super().__setstate__(state)
+
     def _forget(self):
         for name in ("_params", "_states", "_states_solver", "n_iter_", "t_", "loss_curve_",
                      "best_loss_", "validation_scores_", "best_validation_score_",
                      "n_features_in_", "classes_", "_rng", "_fitted_structure", "_split_seed",
-                     "fields_", "n_fields_"):
+                     "fields_", "n_fields_", "_dtype", "_no_improvement_count"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -541,6 +601,57 @@ class BaseFactorizationMachine(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+class _FitSnapshot:
+    """What a continued fit (warm_start, partial_fit) of ``est`` may change, taken before it
+    trains on the CSRData ``X``, to put the estimator back exactly as it was when the fit is
+    interrupted (KeyboardInterrupt, MemoryError, ...).
+
+    The trainer updates the parameter and optimizer arrays in place, so they are copied; the
+    large per-feature table ``T`` (and its optimizer moments) only in the rows of the features
+    that occur in X, the only rows the lazy updates touch (the rows of mixed rows are X's
+    columns too): the copy costs about what one epoch over X writes, never the whole model.
+    Everything else the fit changes is reassigned (attributes), or small (w0, the dense head
+    H, the loss curve, the random generator) and copied whole."""
+
+    def __init__(self, est, X):
+        self.attrs = dict(est.__dict__)
+        self.rows = np.unique(X.indices).astype(np.intp)
+        n = est.n_features_in_
+        self.lists = {k: list(v) for k, v in self.attrs.items()
+                      if isinstance(v, list) and k.endswith("_")}  # loss_curve_, ...
+        self.rng = copy.deepcopy(self.attrs.get("_rng"))
+        self.dicts = {}
+        self.arrays = []  # (array, index, saved values)
+        for name in ("_params", "_states"):
+            dicts = self.attrs.get(name)
+            if dicts is None:
+                continue
+            self.dicts[name] = [dict(d) for d in dicts]
+            for d in dicts:
+                for key, a in d.items():
+                    if not isinstance(a, np.ndarray) or not a.flags.writeable:
+                        continue  # a read-only array is copied before training, never written
+                    if key == "T" and name == "_params" and a.ndim == 2 and a.shape[0] == n:
+                        index = (self.rows,)
+                    elif key == "T" and name == "_states" and a.ndim == 3 and a.shape[1] == n:
+                        index = (slice(None), self.rows)
+                    else:
+                        index = (Ellipsis,)
+                    self.arrays.append((a, index, a[index].copy()))
+
+    def restore(self, est):
+        """Put ``est`` back as it was when the snapshot was taken."""
+        for a, index, values in self.arrays:
+            a[index] = values
+        est.__dict__.clear()
+        est.__dict__.update(self.attrs)
+        est.__dict__.update({k: list(v) for k, v in self.lists.items()})
+        for name, dicts in self.dicts.items():
+            est.__dict__[name] = [dict(d) for d in dicts]
+        if self.rng is not None:
+            est._rng = copy.deepcopy(self.rng)
 
 
 def _writeable(arrays):

@@ -8,11 +8,13 @@ kernels; the estimator (``skfm._base``) supplies validated arrays and hyperparam
 import contextlib
 import copy
 import functools
+import threading
 import time
 import warnings
 
 import numba
 import numpy as np
+import threadpoolctl
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
@@ -80,20 +82,86 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+#: guards _blas_users and _blas_limiter
+_BLAS_LOCK = threading.Lock()
+#: the enclosing numba_threads blocks running now, in all threads
+_blas_users = 0
+#: the threadpoolctl limiter that holds BLAS to one thread while _blas_users > 0
+_blas_limiter = None
+
+
+@contextlib.contextmanager
+def _blas_one_thread():
+    """Hold BLAS to one thread while any thread is inside this block.
+
+    BLAS's thread count is global to the process: with a limit per block, a thread leaving
+    its block restored the count while another thread's kernels still ran, and the last to
+    leave could restore the one thread another had set, leaving BLAS on one thread for good.
+    The first block to start sets the limit and the last to end restores the original."""
+    global _blas_users, _blas_limiter
+    with _BLAS_LOCK:
+        if _blas_users == 0:
+            _release_blas_control()
+            _blas_limiter = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _release_blas_control()
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+                _release_blas_control()
+
+
+def _release_blas_control():
+    """threadpoolctl 3.8 lets one thread at a time change OpenBLAS's (process-wide) thread
+    count, the last to change it, and ignores the others: the thread that ends the last block
+    may not be the one that started the first, so the control is handed back around each
+    change (earlier versions have no such control: any thread's change applies)."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
+#: serialises the kernels of concurrent Python threads under a threading layer that is not
+#: thread-safe (see kernel_lock)
+_WORKQUEUE_LOCK = threading.RLock()
+
+
+def kernel_lock():
+    """A lock to hold while running kernels: Numba's "workqueue" threading layer (its fallback
+    where neither TBB nor OpenMP is installed, e.g. macOS without them) aborts the process when
+    two Python threads launch parallel kernels at once, so under it (or before the first launch
+    has chosen a layer) the kernels of concurrent threads take turns; TBB and OpenMP run them
+    concurrently."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        return _WORKQUEUE_LOCK
+    return _WORKQUEUE_LOCK if layer == "workqueue" else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def numba_threads(n_jobs):
-    """Run the enclosed kernels on ``n_threads(n_jobs)`` threads, restoring the previous count.
+    """Run the enclosed kernels on ``n_threads(n_jobs)`` threads, restoring the previous count
+    (Numba's count is per Python thread, so concurrent threads do not disturb each other).
 
     BLAS is held to one thread meanwhile: the kernels' small matrix products (NFM's and AFM's
     dense layers) run inside Numba's parallel loops, one block of rows per task, so the
-    parallelism is Numba's and a product's result never depends on a BLAS thread split."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads(n_jobs))
-    try:
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            yield
-    finally:
-        numba.set_num_threads(previous)
+    parallelism is Numba's and a product's result never depends on a BLAS thread split.
+    Safe to use from several Python threads at once (see _blas_one_thread, kernel_lock)."""
+    with kernel_lock():
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads(n_jobs))
+        try:
+            with _blas_one_thread():
+                yield
+        finally:
+            numba.set_num_threads(previous)
 
 
 #: feature_slots keeps its maps within the larger of this and an eighth of the model's memory

@@ -259,3 +259,16 @@ def test_partial_fit_over_chunks_learns(tmp_path):
     assert clf.n_iter_ == 50
     auc = roc_auc_score(y[5000:], clf.predict_proba(X[5000:])[:, 1])
     assert auc > 0.75, auc
+
+
+def test_libffm_huge_feature_id_is_refused_by_line(tmp_path):
+    """A feature id beyond skfm's 2**31 - 1 features raises with the path and line, instead
+    of allocating a field table of that many entries (745 GiB for an id of 1e11: found by
+    tests/test_fuzz.py)."""
+    from skfm.datasets import load_libffm, scan_libffm
+    path = tmp_path / "big.ffm"
+    path.write_text("1 0:1:1\n0 1:99999999999:1\n")
+    for read in (load_libffm, scan_libffm):
+        with pytest.raises(ValueError, match=r"big\.ffm, line 2: feature id 99999999999 is "
+                                             r"too large"):
+            read(str(path))

@@ -215,6 +215,11 @@ def _blocks(path, fmt, rows):
         yield _parse(path, fmt, lines, numbers)
 
 
+#: the most features a libFFM file may number (its field table holds one entry per feature
+#: id); the estimators take at most as many (int32 column indices)
+MAX_FEATURES = 2**31 - 1
+
+
 class _FieldTable:
     """The field of every feature at its first occurrence (and where that was), checked
     against every later occurrence; O(largest feature id) memory."""
@@ -236,6 +241,12 @@ class _FieldTable:
         if not feat.size:
             return
         top = int(feat.max()) + 1
+        if top > MAX_FEATURES:  # the table is O(largest id): 2**40 would need terabytes
+            k = int(np.argmax(feat))
+            raise ValueError(
+                f"{block.where(k)}: feature id {int(feat[k])} is too large: skfm takes at "
+                f"most {MAX_FEATURES} features (ids 0 to {MAX_FEATURES - 1}); renumber or "
+                f"hash the feature ids into a smaller range.")
         if top > self.field.shape[0]:
             size = max(top, 2 * self.field.shape[0])
             self.field, self.line, self.file = (
@@ -477,8 +488,8 @@ def load_libffm(paths, n_features=None, *, dtype=np.float32, binary=True):
     ValueError
         With the file path and the 1-based line number, for a token that is not
         ``int:int:number``, a label that is not a finite number, a negative field or feature id,
-        a non-finite value, a feature id of ``n_features`` or more, and a feature that appears
-        with two different fields.
+        a non-finite value, a feature id of ``n_features`` or more or of 2**31 - 1 or more
+        (skfm's limit), and a feature that appears with two different fields.
 
     See Also
     --------
