@@ -77,10 +77,15 @@ class IFMCore(AFMCore):
         kifm.saliency_cached(*args)
 
     def field_aspect(self, params):
-        """(n_fields, n_fields, d): F_fg = D^T (U_f * U_g)."""
+        """(n_fields, n_fields, d): F_fg = D^T (U_f * U_g), both triangles."""
         nf = self.n_fields
-        return kifm.field_aspect(params["H"], self.attention_factor, self._d(params), nf,
-                                 self.n_field_factors).reshape(nf, nf, -1)
+        packed = kifm.field_aspect(params["H"], self.attention_factor, self._d(params), nf,
+                                   self.n_field_factors)
+        F = np.empty((nf, nf, packed.shape[1]))
+        f, g = np.triu_indices(nf)  # row-major, afm.pair_field's packed order
+        F[f, g] = packed
+        F[g, f] = packed
+        return F
 
 
 class _IFMMethods:

@@ -301,16 +301,17 @@ def _chunk_buffers(rows, mmax, d, t, dtype):
 
 @njit(cache=True, inline="always")
 def pair_field(fields, nf, i, k):
-    """The row of the field-pair table Fo (nf * nf rows) of the pair of features i, k: f_i nf +
-    f_k with f_i <= f_k (the table is symmetric; its gradient goes to the upper triangle); 0
-    when nf = 0 (AFM: no fields)."""
+    """The row of the field-pair table Fo of the pair of features i, k: the unordered field pair
+    {f, g} = {f_i, f_k}, f <= g, in the packed upper triangle (diagonal included) of nf fields,
+    f (2 nf - f + 1) / 2 + g - f, one of nf (nf + 1) / 2 rows; 0 when nf = 0 (AFM: no
+    fields)."""
     if nf == 0:
         return np.int64(0)
-    fi = fields[i]
-    fk = fields[k]
-    if fi > fk:
-        fi, fk = fk, fi
-    return np.int64(fi) * nf + fk
+    f = np.int64(fields[i])
+    g = np.int64(fields[k])
+    if f > g:
+        f, g = g, f
+    return f * (2 * nf - f + 1) // 2 + g - f
 
 
 @njit(cache=True, fastmath=False)

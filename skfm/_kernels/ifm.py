@@ -19,11 +19,11 @@ fewer than two nonzeros has no pairs and a pair term of 0.  T sums to 1 over the
 
 This is AFM's pair machinery (skfm._kernels.afm) with three options, its ``iam`` tuple
 (tau, cw, nf, fields, Fo): the logits divided by tau, each pair's pooled vector weighted by its
-row Fo[f_i nf + f_j] of the field-pair table (pair_field), and the output weights cw = 1 (AFM:
+row of the field-pair table Fo (one row per unordered field pair, afm.pair_field), and the output weights cw = 1 (AFM:
 tau = 1, no table, cw = p).  The interaction-aware module, the per-pair encoding
 T_ij F_{f_i f_j} * e_ij and its backward, is afm._chunk_forward / afm._chunk_backward with
-these options; what is IFM's own here: the table Fo (field_aspect, once per batch, O(nf^2 kf d))
-and the fold of the table's gradient into dU and dD (fold_field_grad, once per chunk of rows).
+these options; what is IFM's own here: the table Fo (field_aspect, once per batch, one
+O(nf^2 kf d / 2) matrix product) and the fold of the table's gradient into dU and dD (fold_field_grad, once per chunk of rows).
 
 Backward (dObj/df = g, m the row's mask, o_q = F_{f_i f_j} of pair q): with
 s_q = (m * o_q) . e_q = df/dT_q and sbar = sum_q T_q s_q,
@@ -67,20 +67,25 @@ def field_factors(H, t, d, nf, kf):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def field_aspect(H, t, d, nf, kf):
-    """Fo (nf * nf, d): Fo[f nf + g] = F_fg = D^T (U_f * U_g), both triangles (Eq. 6)."""
-    U, D = field_factors(H, t, d, nf, kf)
-    Fo = np.zeros((nf * nf, d))
+def _pair_products(U):
+    """P (nf (nf + 1) / 2, kf): P[afm.pair_field row of {f, g}] = U_f * U_g, f <= g."""
+    nf, kf = U.shape
+    P = np.empty((nf * (nf + 1) // 2, kf))
+    r = 0
     for f in range(nf):
         for g in range(f, nf):
-            row = Fo[f * nf + g]
             for c in range(kf):
-                u = U[f, c] * U[g, c]
-                for k in range(d):
-                    row[k] += u * D[c, k]
-            if g != f:
-                Fo[g * nf + f, :] = row
-    return Fo
+                P[r, c] = U[f, c] * U[g, c]
+            r += 1
+    return P
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def field_aspect(H, t, d, nf, kf):
+    """Fo (nf (nf + 1) / 2, d): the field aspect F_fg = D^T (U_f * U_g) (Eq. 6) of every
+    unordered field pair {f, g}, f <= g, in afm.pair_field's packed order: one matrix product."""
+    U, D = field_factors(H, t, d, nf, kf)
+    return np.dot(_pair_products(U), D)
 
 
 @njit(cache=True, fastmath=False)
@@ -92,26 +97,26 @@ def iam_ifm(H, t, d, tau, fields, nf, kf):
 
 @njit(cache=True, fastmath=FASTMATH)
 def fold_field_grad(GF, H, hg, t, d, nf, kf):
-    """Adds to hg (a gradient row laid out as H) the gradient of U and D given GF (nf * nf, d),
-    the objective's gradient with respect to the field-pair table's upper-triangle rows
-    F_fg, f <= g (F_fg = D^T (U_f * U_g))."""
+    """Adds to hg (a gradient row laid out as H) the gradient of U and D given GF
+    (nf (nf + 1) / 2, d), the objective's gradient with respect to the field-pair table's rows
+    F_fg = D^T (U_f * U_g) (packed, f <= g): dD = P^T GF with P the rows U_f * U_g, and with
+    S = GF D^T, dU_f += S_fg * U_g, dU_g += S_fg * U_f (two matrix products and O(nf^2 kf))."""
     U, D = field_factors(H, t, d, nf, kf)
     o = t * d + 2 * t
     gU = hg[o:o + nf * kf]
     gD = hg[o + nf * kf:o + nf * kf + kf * d]
+    dD = np.dot(_pair_products(U).T, GF)
+    for c in range(kf):
+        for k in range(d):
+            gD[c * d + k] += dD[c, k]
+    S = np.dot(GF, D.T)
+    r = 0
     for f in range(nf):
         for g in range(f, nf):
-            row = GF[f * nf + g]
             for c in range(kf):
-                ufg = U[f, c] * U[g, c]
-                s = 0.0
-                gDc = gD[c * d:(c + 1) * d]
-                Dc = D[c]
-                for k in range(d):
-                    gDc[k] += row[k] * ufg
-                    s += row[k] * Dc[k]
-                gU[f * kf + c] += s * U[g, c]
-                gU[g * kf + c] += s * U[f, c]
+                gU[f * kf + c] += S[r, c] * U[g, c]
+                gU[g * kf + c] += S[r, c] * U[f, c]
+            r += 1
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -122,7 +127,7 @@ def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rat
     d = T.shape[1] - 1
     nf = iam[2]
     for ci in prange((B + _RCH - 1) // _RCH):
-        GF = np.zeros((nf * nf, d))
+        GF = np.zeros((nf * (nf + 1) // 2, d))
         train_chunk(ci, indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate,
                     seed, epoch, step, mmax, G, L, GN, HG, iam, GF)
         fold_field_grad(GF, H, HG[ci], t, d, nf, kf)
