@@ -46,7 +46,6 @@ from numba import njit, prange
 
 from . import FASTMATH, skeleton
 from .csr import batch_capacity
-from .fm import _batch_sums
 from .losses import loss_deriv, loss_value
 from .prefetch import prefetch_row
 from .rng import stream_key, uniform
@@ -336,12 +335,15 @@ def _dropout_mask(mask, rate, seed, epoch, step, b, st):
         mask[f] = keep if uniform(st) >= rate else 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def train_chunk(ci, indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed,
-                epoch, step, mmax, G, L, GN, HG, iam, GF):
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def train_chunk(ci, indptr, indices, data, y, sw, start, B, inv_b, w0, T, H, Wc, t, loss_id, rate,
+                seed, epoch, step, mmax, G, L, GN, HG, iam, GF):
     """Chunk ci (batch rows [ci _RCH, (ci + 1) _RCH)) of phase 1: dropout masks, forward,
-    weighted loss L[b], G[b] = sw_b / B dL/df, backward (the chunk's head gradient into HG[ci],
-    for IFM its field-pair-table gradient into GF, see _chunk_backward)."""
+    weighted loss L[b], G[b] = sw_b inv_b dL/df, backward (the chunk's head gradient into
+    HG[ci], for IFM its field-pair-table gradient into GF, see _chunk_backward).  inv_b = 1 / B
+    comes from the caller, and the function is inlined: so AFM's phase1 compiles to the
+    arithmetic it had before this function was factored out of it (under fastmath's
+    reassociation, 1 / B computed here rounded G differently)."""
     d = T.shape[1] - 1
     base = indptr[start]
     E, Pe, att, C, fq = _chunk_buffers(np.int64(_RCH), mmax, d, t, T.dtype)
@@ -361,7 +363,6 @@ def train_chunk(ci, indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, los
         _dropout_mask(masks[b - b0], rate, seed, epoch, step, b, st)
     Z = _chunk_forward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E, Pe,
                        att, C, lin, pair, poff, sh, dl, np.bool_(True), np.bool_(False), iam, fq)
-    inv_b = 1.0 / B
     for b in range(b0, b1):
         r = start + b
         f = w0[0] + lin[b - b0] + pair[b - b0]
@@ -380,9 +381,10 @@ def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rat
     d = T.shape[1] - 1
     iam = iam_afm(H, t, d)
     GF = np.empty((0, d))
+    inv_b = 1.0 / B
     for ci in prange((B + _RCH - 1) // _RCH):
-        train_chunk(ci, indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate,
-                    seed, epoch, step, mmax, G, L, GN, HG, iam, GF)
+        train_chunk(ci, indptr, indices, data, y, sw, start, B, inv_b, w0, T, H, Wc, t, loss_id,
+                    rate, seed, epoch, step, mmax, G, L, GN, HG, iam, GF)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -454,7 +456,12 @@ def train_batch(ws, indptr, indices, data, y, sw, start, B, w0, T, H, t, loss_id
     phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed, epoch,
            step, max_row_nnz(indptr, start, B), G, L, GN, HG)
     _head_grad(HG, (B + _RCH - 1) // _RCH, H, t, d, att_alpha, GH)
-    return _batch_sums(L, G, B)
+    loss = 0.0  # not fm._batch_sums (fastmath: its reassociated sums would change AFM's results)
+    g0 = 0.0
+    for b in range(B):
+        loss += L[b]
+        g0 += G[b]
+    return loss, g0
 
 
 @njit(cache=True, fastmath=False)

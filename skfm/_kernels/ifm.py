@@ -19,11 +19,12 @@ fewer than two nonzeros has no pairs and a pair term of 0.  T sums to 1 over the
 
 This is AFM's pair machinery (skfm._kernels.afm) with three options, its ``iam`` tuple
 (tau, cw, nf, fields, Fo): the logits divided by tau, each pair's pooled vector weighted by its
-row of the field-pair table Fo (one row per unordered field pair, afm.pair_field), and the output weights cw = 1 (AFM:
-tau = 1, no table, cw = p).  The interaction-aware module, the per-pair encoding
-T_ij F_{f_i f_j} * e_ij and its backward, is afm._chunk_forward / afm._chunk_backward with
-these options; what is IFM's own here: the table Fo (field_aspect, once per batch, one
-O(nf^2 kf d / 2) matrix product) and the fold of the table's gradient into dU and dD (fold_field_grad, once per chunk of rows).
+row of the field-pair table Fo (one row per unordered field pair, afm.pair_field), and the
+output weights cw = 1 (AFM: tau = 1, no table, cw = p).  The interaction-aware module, the
+per-pair encoding T_ij F_{f_i f_j} * e_ij and its backward, is afm._chunk_forward /
+afm._chunk_backward with these options; what is IFM's own here: the table Fo (field_aspect,
+once per batch, one O(nf^2 kf d / 2) matrix product) and the fold of the table's gradient into
+dU and dD (fold_field_grad, once per chunk of rows).
 
 Backward (dObj/df = g, m the row's mask, o_q = F_{f_i f_j} of pair q): with
 s_q = (m * o_q) . e_q = df/dT_q and sbar = sum_q T_q s_q,
@@ -126,10 +127,11 @@ def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rat
     field-pair table's gradient in its own buffer and folds it into its head row HG[ci]."""
     d = T.shape[1] - 1
     nf = iam[2]
+    inv_b = 1.0 / B
     for ci in prange((B + _RCH - 1) // _RCH):
         GF = np.zeros((nf * (nf + 1) // 2, d))
-        train_chunk(ci, indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate,
-                    seed, epoch, step, mmax, G, L, GN, HG, iam, GF)
+        train_chunk(ci, indptr, indices, data, y, sw, start, B, inv_b, w0, T, H, Wc, t, loss_id,
+                    rate, seed, epoch, step, mmax, G, L, GN, HG, iam, GF)
         fold_field_grad(GF, H, HG[ci], t, d, nf, kf)
 
 
