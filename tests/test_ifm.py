@@ -13,6 +13,7 @@ import _ifm_reference as ref
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from test_afm import _with_stored_zeros
 
 from skfm import IFMClassifier, IFMRegressor
 from skfm._base import to_csr_data
@@ -202,19 +203,6 @@ KW = dict(n_factors=3, attention_factor=4, n_field_factors=3, tau=2.0, fields=FI
 
 def _fitted_reference(est, k=0):
     return from_skfm(est._params[k], 4, FIELDS.max() + 1, 3, FIELDS, 2.0)
-
-
-def _with_stored_zeros(X):
-    """X plus one explicitly stored 0.0 in each row that has a zero."""
-    A = X.toarray()
-    rows, cols = np.nonzero(A == 0)
-    first = np.unique(rows, return_index=True)[1]
-    C = X.tocoo()
-    Z = sp.csr_matrix((np.concatenate([C.data, np.zeros(len(first))]),
-                       (np.concatenate([C.row, rows[first]]),
-                        np.concatenate([C.col, cols[first]]))), shape=X.shape)
-    assert (Z.data == 0).sum() == len(first) > 0 and np.array_equal(Z.toarray(), A)
-    return Z
 
 
 def test_estimator_predictions_match_reference():
