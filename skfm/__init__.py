@@ -10,10 +10,12 @@ from ._deepfm import DeepFMClassifier, DeepFMRegressor
 from ._ffm import FFMClassifier, FFMRegressor
 from ._fm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SMFMClassifier,
                   SMFMRegressor)
+from ._ifm import IFMClassifier, IFMRegressor
 from ._nfm import NFMClassifier, NFMRegressor
 from ._version import __version__
 
 __all__ = ["AFMClassifier", "AFMRegressor", "DCNClassifier", "DCNRegressor", "DeepFMClassifier",
            "DeepFMRegressor", "FFMClassifier", "FFMRegressor", "FMClassifier", "FMRegressor",
-           "MixFMClassifier", "MixFMRegressor", "NFMClassifier", "NFMRegressor", "SMFMClassifier",
-           "SMFMRegressor", "TrainingDivergedError", "__version__"]
+           "IFMClassifier", "IFMRegressor", "MixFMClassifier", "MixFMRegressor", "NFMClassifier",
+           "NFMRegressor", "SMFMClassifier", "SMFMRegressor", "TrainingDivergedError",
+           "__version__"]

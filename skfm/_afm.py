@@ -62,10 +62,28 @@ class AFMCore(SkeletonCore):
     def _mmax(X):
         return int(np.diff(X.indptr).max()) if X.n_rows else 0
 
+    # the three pair kernels and their model options (IFMCore: the same kernels with IFM's)
+    def _opts(self, params):
+        """The trailing arguments of the pair kernels below (AFM: none)."""
+        return ()
+
+    @staticmethod
+    def _rows_kernel(*args):
+        kafm.afm_rows(*args)
+
+    @staticmethod
+    def _cache_kernel(*args):
+        return kafm.pair_cache(*args)
+
+    @staticmethod
+    def _cached_kernel(*args):
+        kafm.afm_saliency_cached(*args)
+
     def _rows(self, params, X, mode, out, y=_NO_Y, loss_id=0, pptr=_NO_PTR, pairs=_NO_PAIRS):
-        """kafm.afm_rows in ``mode`` over the rows of X, into ``out``."""
-        kafm.afm_rows(X.indptr, X.indices, X.data, y, params["w0"], params["T"], params["H"],
-                      self.attention_factor, self._mmax(X), loss_id, mode, out, pptr, pairs)
+        """The rows kernel (kafm.afm_rows) in ``mode`` over the rows of X, into ``out``."""
+        self._rows_kernel(X.indptr, X.indices, X.data, y, params["w0"], params["T"], params["H"],
+                          self.attention_factor, self._mmax(X), loss_id, mode, out, pptr, pairs,
+                          *self._opts(params))
         return out
 
     def decision(self, params, X):
@@ -86,7 +104,8 @@ class AFMCore(SkeletonCore):
         top = np.argsort(-cnt, kind="stable")[:K].astype(np.int64)
         kid = np.full(X.n_features, -1, np.int32)
         kid[top] = np.arange(K, dtype=np.int32)
-        UC, PC = kafm.pair_cache(top, params["T"], params["H"], self.attention_factor)
+        UC, PC = self._cache_kernel(top, params["T"], params["H"], self.attention_factor,
+                                    *self._opts(params))
         return kid, K, UC, PC
 
     def saliency(self, params, X, y, loss_id, context=None):
@@ -97,9 +116,9 @@ class AFMCore(SkeletonCore):
         if context is None:
             return self._rows(params, X, kafm.SALIENCY, out, y, loss_id)
         kid, K, UC, PC = context
-        kafm.afm_saliency_cached(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
-                                 params["H"], self.attention_factor, self._mmax(X), loss_id,
-                                 kid, K, UC, PC, out)
+        self._cached_kernel(X.indptr, X.indices, X.data, y, params["w0"], params["T"],
+                            params["H"], self.attention_factor, self._mmax(X), loss_id, kid, K,
+                            UC, PC, out, *self._opts(params))
         return out
 
     def attention(self, params, X):
@@ -134,14 +153,20 @@ class _AFMMethods:
             Attention weight of each pair; the weights of a row with pairs sum to 1.  A
             multiclass (one-vs-rest) classifier has one row of weights per class.
         """
-        check_is_fitted(self)
-        X = self._validate_X_predict(X)
-        core = self._make_core()
-        with numba_threads(self.n_jobs):
-            res = [core.attention(p, X) for p in self._params]
-        indptr, pairs, _ = res[0]
-        weights = res[0][2] if len(res) == 1 else np.stack([r[2] for r in res])
-        return indptr, pairs, finite_output(weights, X, "The attention weights")
+        return pair_weights(self, X)
+
+
+def pair_weights(estimator, X):
+    """(indptr, pairs, weights) of the attention weights of the rows of X under a fitted AFM or
+    IFM estimator (its core's ``attention``), one row of weights per output."""
+    check_is_fitted(estimator)
+    X = estimator._validate_X_predict(X)
+    core = estimator._make_core()
+    with numba_threads(estimator.n_jobs):
+        res = [core.attention(p, X) for p in estimator._params]
+    indptr, pairs, _ = res[0]
+    weights = res[0][2] if len(res) == 1 else np.stack([r[2] for r in res])
+    return indptr, pairs, finite_output(weights, X, "The attention weights")
 
 
 def _afm_core(estimator, fields):

@@ -294,7 +294,8 @@ class Model:
     param_docs : the model's own docs of shared parameters (name -> paragraph), e.g. to say
         why its default differs or what the parameter means for this model.
     attributes : the model's own docs of shared fitted attributes (name -> (type, doc)), for
-        an attribute of another shape (FFM's ``factors_``).
+        an attribute of another shape (FFM's ``factors_``), and of its own fitted attributes
+        (listed after the shared ones; IFM's ``field_importances_``).
     defaults_doc : the docstring's sentence on where the defaults come from, for a model whose
         defaults have not been chosen on ``benchmarks/defaults.py`` (None: they have).
     """
@@ -468,6 +469,10 @@ def _docstring(model, task, augmentation, params):
     for attr, kind, doc, tasks in _ATTRIBUTES:
         if task in tasks:
             kind, doc = model.attributes.get(attr, (kind, doc))
+            lines += [f"{attr} : {kind}", _wrap(doc, " " * 4)]
+    shared = {a[0] for a in _ATTRIBUTES}
+    for attr, (kind, doc) in model.attributes.items():  # the model's own attributes
+        if attr not in shared:
             lines += [f"{attr} : {kind}", _wrap(doc, " " * 4)]
     names = [class_name(model.name, task, a) for a in (None, *model.presets)]
     names += [class_name(other, task) for other in model.related]

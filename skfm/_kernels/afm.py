@@ -104,7 +104,7 @@ def _embed_row(indices, data, a, e, T, E, o):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att, C, lin, pair,
-                   poff, sh, dl, want_sh, want_dl):
+                   poff, sh, dl, want_sh, want_dl, iam, fq):
     """Forward pass of the rows r0 .. r1 - 1 (one chunk).  Row b = r - r0 keeps its scaled
     embeddings E_i in E[indptr[r] - indptr[r0] + i], its pairs in rows poff[b] .. poff[b + 1] of
     Pe (products e_q) and att (attention weights), its pooled vector in C[b], its linear term in
@@ -113,10 +113,16 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
     ``Wc`` = W in the dtype of T.  Also, per pair, with ``want_sh`` sh[q] = (p * masks[b]) . e_q
     = df/da_q (for the backward pass) and with ``want_dl`` dl[q] = 2 sum_k h_k [z_qk > 0]
     (z_qk - b_k), the tangent of the attention logit along x (for saliency), computed while e_q
-    and z_q are in cache."""
+    and z_q are in cache.
+
+    ``iam`` = (tau, cw, nf, fields, Fo), the interaction-aware options (IFM; AFM's are
+    iam_afm's): the logits are divided by tau, pair q of features (i, k) is pooled as o_q * e_q
+    with o_q = Fo[fq[q]] (fq[q] = pair_field(fields, nf, i, k); nf = 0: o_q = 1, fq[q] = 0),
+    and the pair term is cw . (masks[b] * C[b]) (AFM: cw = p; IFM: cw = 1, the sum over k)."""
     d = T.shape[1] - 1
     a0 = indptr[r0]
-    hb, hh, hp = _head_parts(H, t, d)
+    hb, hh, _ = _head_parts(H, t, d)
+    tau, cw, nf, fields, Fo = iam
     q = 0
     for r in range(r0, r1):
         b = r - r0
@@ -126,12 +132,22 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
         poff[b] = q
         for i in range(a - a0, e - a0):
             for k in range(i + 1, e - a0):
-                if want_sh:
+                fid = pair_field(fields, nf, indices[a0 + i], indices[a0 + k])
+                fq[q] = fid
+                if want_sh and nf == 0:
                     s = 0.0
                     for f in range(d):
                         v = E[i, f] * E[k, f]
                         Pe[q, f] = v
-                        s += hp[f] * masks[b, f] * v
+                        s += cw[f] * masks[b, f] * v
+                    sh[q] = s
+                elif want_sh:
+                    s = 0.0
+                    o = Fo[fid]
+                    for f in range(d):
+                        v = E[i, f] * E[k, f]
+                        Pe[q, f] = v
+                        s += cw[f] * masks[b, f] * o[f] * v
                     sh[q] = s
                 else:
                     for f in range(d):
@@ -160,56 +176,66 @@ def _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, att
                     hk = hh[k]
                     s += hk * max(z, 0.0)
                     ds += hk * zr if z > 0.0 else 0.0
-                dl[qq] = 2.0 * ds
+                dl[qq] = 2.0 * ds / tau
             else:
                 for k in range(t):
                     z = Z[qq, k] + hb[k]
                     Z[qq, k] = z
                     s += hh[k] * max(z, 0.0)
+            s = s / tau
             att[qq] = s
             mx = max(mx, s)
         tot = _exp_shifted(att, q0, q1, mx)
         for qq in range(q0, q1):
             aq = att[qq] / tot
             att[qq] = aq
-            for f in range(d):
-                C[b, f] += aq * Pe[qq, f]
+            if nf == 0:
+                for f in range(d):
+                    C[b, f] += aq * Pe[qq, f]
+            else:
+                o = Fo[fq[qq]]
+                for f in range(d):
+                    C[b, f] += aq * o[f] * Pe[qq, f]
         pr = 0.0
         for f in range(d):
-            pr += hp[f] * masks[b, f] * C[b, f]
+            pr += cw[f] * masks[b, f] * C[b, f]
         pair[b] = pr
     return Z
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z, att, C, poff,
-                    G, sh, dE, HG, ci, GN, base):
+                    G, sh, dE, HG, ci, GN, base, iam, fq, GF):
     """Backward pass of the chunk after _chunk_forward (which left sh[q] = df/da_q), for G[b] =
     dObj/df of row r0 + b: adds the
     head gradient to HG[ci] and writes the gradient rows (d/dw_j, d/dv_j) of the chunk's
     nonzeros to GN[position - base].  The attention layer's two products (d/dW and d/de) are one
-    matrix product each over all the chunk's pairs."""
+    matrix product each over all the chunk's pairs.  ``iam`` and ``fq`` as _chunk_forward's;
+    nf = 0 (AFM): adds d/dp to HG[ci]'s p, nf > 0 (IFM): adds dObj/dFo[fq[q]] to GF[fq[q]] (the
+    caller folds GF into the gradient of the parameters Fo is made of)."""
     d = T.shape[1] - 1
     a0 = indptr[r0]
     nb = r1 - r0
-    _, hh, hp = _head_parts(H, t, d)
+    _, hh, _ = _head_parts(H, t, d)
+    tau, cw, nf, _, Fo = iam
     P = poff[nb]
     gW = HG[ci, :t * d]
     gb, gh, gp = _head_parts(HG[ci], t, d)
     DZ = np.empty((P, t), Pe.dtype)  # dObj/dz of every pair and unit
     for b in range(nb):
         gg = G[b]
-        for f in range(d):
-            gp[f] += gg * masks[b, f] * C[b, f]
+        if nf == 0:
+            for f in range(d):
+                gp[f] += gg * masks[b, f] * C[b, f]
         q0 = poff[b]
         q1 = poff[b + 1]
         if q1 == q0:
             continue
-        sbar = 0.0  # sh_q = df/da_q = (p * mask) . e_q
+        sbar = 0.0  # sh_q = df/da_q = (cw * mask * o_q) . e_q
         for qq in range(q0, q1):
             sbar += att[qq] * sh[qq]
         for qq in range(q0, q1):
-            gd = gg * att[qq] * (sh[qq] - sbar)  # dObj/da'_q
+            gd = gg * att[qq] * (sh[qq] - sbar) / tau  # dObj/da'_q
             for k in range(t):  # branch-free: adding 0.0 where z <= 0 leaves the sums exact
                 z = Z[qq, k]
                 hk = hh[k]
@@ -237,10 +263,20 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
         for i in range(a, e):
             for k in range(i + 1, e):
                 aq = gg * att[q]
-                for f in range(d):
-                    g = aq * hp[f] * masks[b, f] + DP[q, f]  # dObj/de_q
-                    dE[i, f] += g * E[k, f]
-                    dE[k, f] += g * E[i, f]
+                if nf == 0:
+                    for f in range(d):
+                        g = aq * cw[f] * masks[b, f] + DP[q, f]  # dObj/de_q
+                        dE[i, f] += g * E[k, f]
+                        dE[k, f] += g * E[i, f]
+                else:
+                    o = Fo[fq[q]]
+                    go = GF[fq[q]]
+                    for f in range(d):
+                        am = aq * cw[f] * masks[b, f]
+                        go[f] += am * Pe[q, f]  # dObj/do_q
+                        g = am * o[f] + DP[q, f]  # dObj/de_q
+                        dE[i, f] += g * E[k, f]
+                        dE[k, f] += g * E[i, f]
                 q += 1
         for i in range(a, e):
             x = data[a0 + i]
@@ -252,13 +288,36 @@ def _chunk_backward(indptr, indices, data, r0, r1, T, H, Wc, t, masks, E, Pe, Z,
 
 @njit(cache=True, fastmath=False)
 def _chunk_buffers(rows, mmax, d, t, dtype):
-    """Per-task buffers of a chunk of ``rows`` rows of at most ``mmax`` nonzeros."""
+    """Per-task buffers of a chunk of ``rows`` rows of at most ``mmax`` nonzeros: (E, Pe, att,
+    C, fq), fq the pairs' field-pair ids (_chunk_forward)."""
     P = rows * (mmax * (mmax - 1) // 2)
     E = np.empty((rows * mmax, d), dtype)
     Pe = np.empty((P, d), dtype)
     att = np.empty(P)
     C = np.empty((rows, d))
-    return E, Pe, att, C
+    return E, Pe, att, C, np.empty(P, np.int64)
+
+
+@njit(cache=True, inline="always")
+def pair_field(fields, nf, i, k):
+    """The row of the field-pair table Fo of the pair of features i, k: the unordered field pair
+    {f, g} = {f_i, f_k}, f <= g, in the packed upper triangle (diagonal included) of nf fields,
+    f (2 nf - f + 1) / 2 + g - f, one of nf (nf + 1) / 2 rows; 0 when nf = 0 (AFM: no
+    fields)."""
+    if nf == 0:
+        return np.int64(0)
+    f = np.int64(fields[i])
+    g = np.int64(fields[k])
+    if f > g:
+        f, g = g, f
+    return f * (2 * nf - f + 1) // 2 + g - f
+
+
+@njit(cache=True, fastmath=False)
+def iam_afm(H, t, d):
+    """AFM's ``iam`` options of the pair kernels: tau = 1, cw = p, no fields."""
+    return (1.0, _head_parts(H, t, d)[2], np.int64(0), np.empty(0, np.int32),
+            np.empty((0, d)))
 
 
 @njit(cache=True, fastmath=False)
@@ -276,40 +335,56 @@ def _dropout_mask(mask, rate, seed, epoch, step, b, st):
         mask[f] = keep if uniform(st) >= rate else 0.0
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def train_chunk(ci, indptr, indices, data, y, sw, start, B, inv_b, w0, T, H, Wc, t, loss_id, rate,
+                seed, epoch, step, mmax, G, L, GN, HG, iam, GF):
+    """Chunk ci (batch rows [ci _RCH, (ci + 1) _RCH)) of phase 1: dropout masks, forward,
+    weighted loss L[b], G[b] = sw_b inv_b dL/df, backward (the chunk's head gradient into
+    HG[ci], for IFM its field-pair-table gradient into GF, see _chunk_backward).  inv_b = 1 / B
+    comes from the caller, and the function is inlined: so AFM's phase1 compiles to the
+    arithmetic it had before this function was factored out of it (under fastmath's
+    reassociation, 1 / B computed here rounded G differently)."""
+    d = T.shape[1] - 1
+    base = indptr[start]
+    E, Pe, att, C, fq = _chunk_buffers(np.int64(_RCH), mmax, d, t, T.dtype)
+    dE = np.empty((E.shape[0], d))
+    sh = np.empty(att.shape[0])
+    dl = np.empty(att.shape[0])
+    masks = np.empty((_RCH, d))
+    lin = np.empty(_RCH)
+    pair = np.empty(_RCH)
+    poff = np.empty(_RCH + 1, np.int64)
+    st = np.zeros(1, np.uint64)
+    for k in range(HG.shape[1]):
+        HG[ci, k] = 0.0
+    b0 = ci * _RCH
+    b1 = min(B, b0 + _RCH)
+    for b in range(b0, b1):
+        _dropout_mask(masks[b - b0], rate, seed, epoch, step, b, st)
+    Z = _chunk_forward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E, Pe,
+                       att, C, lin, pair, poff, sh, dl, np.bool_(True), np.bool_(False), iam, fq)
+    for b in range(b0, b1):
+        r = start + b
+        f = w0[0] + lin[b - b0] + pair[b - b0]
+        L[b] = sw[r] * loss_value(f, y[r], loss_id)
+        G[b] = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
+    _chunk_backward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E, Pe, Z,
+                    att, C, poff, G[b0:b1], sh, dE, HG, ci, GN, base, iam, fq, GF)
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed, epoch,
            step, mmax, G, L, GN, HG):
-    """Rows [start, start + B) in fixed chunks of _RCH rows in parallel: forward, weighted loss
-    L[b], G[b] = sw_b / B dL/df, per-nonzero feature gradient rows GN, chunk head sums HG."""
+    """Rows [start, start + B) in fixed chunks of _RCH rows in parallel (train_chunk): forward,
+    weighted loss L[b], G[b] = sw_b / B dL/df, per-nonzero feature gradient rows GN, chunk
+    head sums HG."""
     d = T.shape[1] - 1
-    base = indptr[start]
+    iam = iam_afm(H, t, d)
+    GF = np.empty((0, d))
     inv_b = 1.0 / B
-    n_chunks = (B + _RCH - 1) // _RCH
-    for ci in prange(n_chunks):
-        E, Pe, att, C = _chunk_buffers(np.int64(_RCH), mmax, d, t, T.dtype)
-        dE = np.empty((E.shape[0], d))
-        sh = np.empty(att.shape[0])
-        dl = np.empty(att.shape[0])
-        masks = np.empty((_RCH, d))
-        lin = np.empty(_RCH)
-        pair = np.empty(_RCH)
-        poff = np.empty(_RCH + 1, np.int64)
-        st = np.zeros(1, np.uint64)
-        for k in range(HG.shape[1]):
-            HG[ci, k] = 0.0
-        b0 = ci * _RCH
-        b1 = min(B, b0 + _RCH)
-        for b in range(b0, b1):
-            _dropout_mask(masks[b - b0], rate, seed, epoch, step, b, st)
-        Z = _chunk_forward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E,
-                           Pe, att, C, lin, pair, poff, sh, dl, np.bool_(True), np.bool_(False))
-        for b in range(b0, b1):
-            r = start + b
-            f = w0[0] + lin[b - b0] + pair[b - b0]
-            L[b] = sw[r] * loss_value(f, y[r], loss_id)
-            G[b] = sw[r] * inv_b * loss_deriv(f, y[r], loss_id)
-        _chunk_backward(indptr, indices, data, start + b0, start + b1, T, H, Wc, t, masks, E,
-                        Pe, Z, att, C, poff, G[b0:b1], sh, dE, HG, ci, GN, base)
+    for ci in prange((B + _RCH - 1) // _RCH):
+        train_chunk(ci, indptr, indices, data, y, sw, start, B, inv_b, w0, T, H, Wc, t, loss_id,
+                    rate, seed, epoch, step, mmax, G, L, GN, HG, iam, GF)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -381,7 +456,7 @@ def train_batch(ws, indptr, indices, data, y, sw, start, B, w0, T, H, t, loss_id
     phase1(indptr, indices, data, y, sw, start, B, w0, T, H, Wc, t, loss_id, rate, seed, epoch,
            step, max_row_nnz(indptr, start, B), G, L, GN, HG)
     _head_grad(HG, (B + _RCH - 1) // _RCH, H, t, d, att_alpha, GH)
-    loss = 0.0
+    loss = 0.0  # not fm._batch_sums (fastmath: its reassociated sums would change AFM's results)
     g0 = 0.0
     for b in range(B):
         loss += L[b]
@@ -442,28 +517,29 @@ ATTENTION = 2
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax, tangents):
+def _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t, mmax, tangents, iam):
     """Inference forward pass (no dropout) of rows r0 .. r1 - 1 in fresh buffers: returns
     (att, lin, pair, poff, sh, dl) as _chunk_forward leaves them (sh and dl only with
     ``tangents``)."""
     d = T.shape[1] - 1
     nb = r1 - r0
-    E, Pe, att, C = _chunk_buffers(nb, mmax, d, t, T.dtype)
+    E, Pe, att, C, fq = _chunk_buffers(nb, mmax, d, t, T.dtype)
     lin = np.empty(nb)
     pair = np.empty(nb)
     poff = np.empty(nb + 1, np.int64)
     sh = np.empty(att.shape[0])
     dl = np.empty(att.shape[0])
     _chunk_forward(indptr, indices, data, r0, r1, T, H, Wc, t, np.ones((nb, d)), E, Pe, att, C,
-                   lin, pair, poff, sh, dl, tangents, tangents)
+                   lin, pair, poff, sh, dl, tangents, tangents, iam, fq)
     return att, lin, pair, poff, sh, dl
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _row_saliency(f, lin, pair, att, sh, dl, q0, q1, y, loss_id):
     """d/ds L(f(s x), y) at s = 1 (SMFM Eq. 5) of a row with value f, linear term lin, pair
-    term pair, by forward-mode tangents: its pairs' attention weights att[q0:q1], p . e_q (sh)
-    and the attention logits' tangents dl."""
+    term pair, by forward-mode tangents: its pairs' attention weights att[q0:q1], df/da_q =
+    (cw * o_q) . e_q (sh; AFM: p . e_q) and the attention logits' tangents dl (already divided
+    by tau).  The pair term is sum_q a_q sh_q, e_q is homogeneous of degree 2 in x."""
     df = lin + 2.0 * pair  # tangent of the pair term with the attention held fixed
     mean = 0.0
     for q in range(q0, q1):
@@ -473,14 +549,22 @@ def _row_saliency(f, lin, pair, att, sh, dl, q0, q1, y, loss_id):
     return loss_deriv(f, y, loss_id) * df
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
+@njit(cache=True, fastmath=FASTMATH)
 def afm_rows(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, mode, out, pptr, pairs):
+    """iam_rows with AFM's options (iam_afm)."""
+    iam_rows(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, mode, out, pptr, pairs,
+             iam_afm(H, t, T.shape[1] - 1))
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def iam_rows(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, mode, out, pptr, pairs, iam):
     """Every row in inference mode (no dropout), in chunks of _CHUNK rows in parallel; ``mmax``
     the largest row's nonzeros.  DECIDE: out[r] = f(x_r).  SALIENCY: out[r] = d/ds
     L(f(s x_r), y_r) at s = 1 (the forward pass also gives the tangents, _row_saliency).
     ATTENTION: the attention weights of row r's pairs i < j (storage order) into
     out[pptr[r]:pptr[r + 1]], their feature ids into pairs[pptr[r]:pptr[r + 1], :2].  y and
-    loss_id are read in SALIENCY only, pptr and pairs in ATTENTION only."""
+    loss_id are read in SALIENCY only, pptr and pairs in ATTENTION only.  ``iam``: see
+    _chunk_forward."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
     Wc = _attention_weights(H, t, d, T.dtype)
@@ -488,7 +572,7 @@ def afm_rows(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, mode, out, pp
         r0 = ci * _CHUNK
         r1 = min(n, r0 + _CHUNK)
         att, lin, pair, poff, sh, dl = _forward_rows(indptr, indices, data, r0, r1, T, H, Wc, t,
-                                                     mmax, mode == SALIENCY)
+                                                     mmax, mode == SALIENCY, iam)
         for r in range(r0, r1):
             b = r - r0
             if mode == ATTENTION:
@@ -521,15 +605,23 @@ def _tri(a, b, K):
     return a * (2 * K - a - 1) // 2 + (b - a - 1)
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
+@njit(cache=True, fastmath=FASTMATH)
 def pair_cache(top, T, H, t):
+    """iam_pair_cache with AFM's options (iam_afm)."""
+    return iam_pair_cache(top, T, H, t, iam_afm(H, t, T.shape[1] - 1))
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def iam_pair_cache(top, T, H, t, iam):
     """The attention network's input products for every pair of the features ``top`` (K ids):
     UC[_tri(a, b, K)] = W (v_top[a] * v_top[b]) (t values, in T's dtype, as the pair layer's
     products) and PC[...] = p . (v_top[a] * v_top[b]).  A pair (i, k) of a row then has
-    z = x_i x_k UC + b and p . e = x_i x_k PC: the W product of its e is not needed."""
+    z = x_i x_k UC + b and p . e = x_i x_k PC: the W product of its e is not needed.  With
+    ``iam`` (_chunk_forward), PC[...] = (cw * o) . (v_top[a] * v_top[b]), o the pair's row of
+    the field-pair table (a feature's field is fixed, so is its pairs' o)."""
     K = top.shape[0]
     d = T.shape[1] - 1
-    hp = _head_parts(H, t, d)[2]
+    _, cw, nfl, fields, Fo = iam
     Wc = _attention_weights(H, t, d, T.dtype)
     UC = np.empty((K * (K - 1) // 2, t), T.dtype)
     PC = np.empty(K * (K - 1) // 2)
@@ -541,10 +633,17 @@ def pair_cache(top, T, H, t):
         for bb in range(n):
             jb = top[a + 1 + bb]
             s = 0.0
-            for f in range(d):
-                v = T[ja, f + 1] * T[jb, f + 1]
-                Pe[bb, f] = v
-                s += hp[f] * v
+            if nfl == 0:
+                for f in range(d):
+                    v = T[ja, f + 1] * T[jb, f + 1]
+                    Pe[bb, f] = v
+                    s += cw[f] * v
+            else:
+                o = Fo[pair_field(fields, nfl, ja, jb)]
+                for f in range(d):
+                    v = T[ja, f + 1] * T[jb, f + 1]
+                    Pe[bb, f] = v
+                    s += cw[f] * o[f] * v
             PC[c0 + bb] = s
         Z = np.dot(Pe, Wc.T)
         for bb in range(n):
@@ -553,17 +652,26 @@ def pair_cache(top, T, H, t):
     return UC, PC
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
+@njit(cache=True, fastmath=FASTMATH)
 def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, kid, K, UC, PC,
                         out):
-    """afm_rows' SALIENCY with a pair cache: UC, PC = pair_cache(top, ...) of K features,
+    """iam_saliency_cached with AFM's options (iam_afm)."""
+    iam_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, kid, K, UC, PC,
+                        out, iam_afm(H, t, T.shape[1] - 1))
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def iam_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, kid, K, UC, PC,
+                        out, iam):
+    """iam_rows' SALIENCY with a pair cache: UC, PC = pair_cache(top, ...) of K features,
     kid[j] the position of feature j in ``top`` or -1.  A pair of two cached features takes its
     pre-activations and p . e from the cache; the other pairs go through one matrix product per
     chunk as in afm_rows.  The same saliency up to rounding (x_i x_k (W e) instead of
-    W (x_i x_k e))."""
+    W (x_i x_k e)).  ``iam``: see _chunk_forward (PC made with the same)."""
     n = indptr.shape[0] - 1
     d = T.shape[1] - 1
-    hb, hh, hp = _head_parts(H, t, d)
+    hb, hh, _ = _head_parts(H, t, d)
+    tau, cw, nfl, fields, Fo = iam
     Wc = _attention_weights(H, t, d, T.dtype)
     for ci in prange((n + _CHUNK - 1) // _CHUNK):
         r0 = ci * _CHUNK
@@ -574,13 +682,13 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
         Pe = np.empty((P, d), T.dtype)
         CI = np.empty(P, np.int64)  # cache row of pair q, or -(1 + its row in Pe)
         SC = np.empty(P)  # x_i x_k of a cached pair
-        sh = np.empty(P)  # p . e_q
+        sh = np.empty(P)  # (cw * o_q) . e_q
         att = np.empty(P)
         dl = np.empty(P)
         lin = np.empty(nb)
         poff = np.empty(nb + 1, np.int64)
         q = 0
-        nf = 0
+        nu = 0  # uncached pairs
         for r in range(r0, r1):
             b = r - r0
             a = indptr[r]
@@ -599,16 +707,23 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
                         sh[q] = s * PC[c]
                     else:
                         acc = 0.0
-                        for f in range(d):
-                            v = E[i - a, f] * E[k - a, f]
-                            Pe[nf, f] = v
-                            acc += hp[f] * v
+                        if nfl == 0:
+                            for f in range(d):
+                                v = E[i - a, f] * E[k - a, f]
+                                Pe[nu, f] = v
+                                acc += cw[f] * v
+                        else:
+                            o = Fo[pair_field(fields, nfl, indices[i], indices[k])]
+                            for f in range(d):
+                                v = E[i - a, f] * E[k - a, f]
+                                Pe[nu, f] = v
+                                acc += cw[f] * o[f] * v
                         sh[q] = acc
-                        CI[q] = -(1 + nf)
-                        nf += 1
+                        CI[q] = -(1 + nu)
+                        nu += 1
                     q += 1
         poff[nb] = q
-        Zf = np.dot(Pe[:nf], Wc.T) if nf > 0 else np.empty((0, t), Pe.dtype)
+        Zf = np.dot(Pe[:nu], Wc.T) if nu > 0 else np.empty((0, t), Pe.dtype)
         for b in range(nb):
             q0 = poff[b]
             q1 = poff[b + 1]
@@ -635,8 +750,9 @@ def afm_saliency_cached(indptr, indices, data, y, w0, T, H, t, mmax, loss_id, ki
                         g = hh[k] if z > 0.0 else 0.0
                         s += g * z
                         ds += g * zr
+                    s = s / tau
                     att[qq] = s
-                    dl[qq] = 2.0 * ds
+                    dl[qq] = 2.0 * ds / tau
                     mx = max(mx, s)
                 tot = _exp_shifted(att, q0, q1, mx)
                 pair = 0.0
