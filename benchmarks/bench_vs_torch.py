@@ -29,6 +29,7 @@ the attention weights.  DeepFM: two hidden layers of 64 ReLU units, no dropout (
 defaults), fields inferred by ``fields="auto"`` (Frappe's 10 one-hot fields, as torch_ref's).
 DCN: two cross layers beside DeepFM's tower, no dropout, no batch norm (torch_ref's defaults).
 FFM (skfm only: torch_ref has none): 4 factors per (feature, field), libFFM's k, not --dim.
+IFM: attention factor 64, 26 field factors, tau 10, no dropout (torch_ref's IFM options).
 Maxup ("max"): 4 mixed neighbours per row (``--maxup-m``, torch_ref's default).
 """
 import argparse
@@ -64,9 +65,11 @@ MODELS = {  # torch_ref --model -> (skfm model, its model options)
     # skfm only (torch_ref has no FFM): libFFM's k = 4 factors per (feature, field), fields
     # inferred by fields="auto"
     "ffm": ("FFM", {"n_factors": 4}),
+    "ifm": ("IFM", {"attention_factor": 64, "n_field_factors": 26, "tau": 10.0, "dropout": 0.0,
+                    "attention_alpha": 0.0, "field_alpha": 0.0}),
 }
 #: the --models that torch_ref.py has
-TORCH_MODELS = ("fm", "nfm", "afm", "deepfm", "dcn")
+TORCH_MODELS = ("fm", "nfm", "afm", "deepfm", "dcn", "ifm")
 
 
 def parse_args(argv=None):
@@ -304,7 +307,7 @@ def sm_floor_rows(a, runs, n_rows):
     layer's products of the n p candidates add their own floor."""
     import numpy as np
     target = {"fm": 2.5, "nfm": 3.0, "afm": 3.0}  # SM / base
-    target_mix = {"deepfm": 1.5, "dcn": 1.5, "ffm": 1.5}  # SM / Mix
+    target_mix = {"deepfm": 1.5, "dcn": 1.5, "ffm": 1.5, "ifm": 1.5}  # SM / Mix
     by = {(r["threads"], r["model"], r["method"]): r["skfm"] for r in runs}
     out = []
     for nt, model in dict.fromkeys((r["threads"], r["model"]) for r in runs):

@@ -17,7 +17,7 @@ validation log-loss); the model of the best validation epoch is then scored on t
 
 Usage: python benchmarks/reproduce_frappe.py [--seeds 0 1 2] [--epochs 30 (0: skip)] [--tuned]
        [--frappe-dir ../shared/data/frappe] [--n-jobs 2] [--methods fm copy mix sm]
-       [--models fm nfm afm deepfm dcn ffm] [--set dropout=0.2 ...] [--json runs.json]
+       [--models fm nfm afm deepfm dcn ffm ifm] [--set dropout=0.2 ...] [--json runs.json]
        python benchmarks/reproduce_frappe.py --table2 --tuned --alphas 0 [--torch-ref]
 
 ``--table2`` runs the SMFM paper's whole Table 2 column that skfm has (FM, NFM, AFM and DCN each
@@ -72,7 +72,10 @@ MODELS = {"fm": ("FM", {}),
                           "activation": "relu", "dropout": 0.0, "batch_norm": False}),
           # FFM (the IFM paper's field-aware baseline; not in the SMFM paper's Table 2 nor in
           # torch_ref): d = 64 per (feature, field) vector, Frappe's 10 fields by fields='auto'
-          "ffm": ("FFM", {})}
+          "ffm": ("FFM", {}),
+          # IFM (the IFM paper; torch_ref --model ifm): K_a = 64, K_F = 26, tau = 10, no dropout
+          "ifm": ("IFM", {"attention_factor": 64, "n_field_factors": 26, "tau": 10.0,
+                          "dropout": 0.0, "attention_alpha": 0.0, "field_alpha": 0.0})}
 
 
 #: the SMFM paper's Table 2, Frappe column (AUC, LogLoss; mean of its 30 runs on its own split)
@@ -90,7 +93,8 @@ PAPER_TABLE2 = {
 #: torch_ref.py's options for each --models choice (as MODELS' settings)
 TORCH_ARGS = {"fm": [], "nfm": ["--hidden", "64"], "afm": ["--attention-factor", "64"],
               "deepfm": ["--deep-layers", "64,64"],
-              "dcn": ["--cross-layers", "2", "--deep-layers", "64,64"]}
+              "dcn": ["--cross-layers", "2", "--deep-layers", "64,64"],
+              "ifm": ["--attention-factor", "64", "--field-factors", "26", "--tau", "10"]}
 TORCH_REF = os.path.join(HERE, "..", "..", "shared", "bench", "torch_ref.py")
 
 
@@ -282,8 +286,9 @@ def main(argv=None):
                     help="fm, and the variants nfm (one ReLU layer of 64), afm (attention "
                          "factor 64), deepfm (two ReLU layers of 64, Frappe's 10 fields "
                          "inferred by fields='auto'), dcn (deepfm's tower beside two cross "
-                         "layers) and ffm (a 64-vector per feature and field, the fields "
-                         "inferred); --tuned runs each of them too")
+                         "layers), ffm (a 64-vector per feature and field, the fields "
+                         "inferred) and ifm (K_a 64, K_F 26, tau 10); --tuned runs each of "
+                         "them too")
     ap.add_argument("--n-jobs", type=int, default=None)
     ap.add_argument("--set", nargs="+", metavar="NAME=VALUE", dest="overrides",
                     help="override estimator parameters (paper protocol and --tuned), "
