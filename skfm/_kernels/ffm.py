@@ -196,6 +196,27 @@ def _cross(indices, data, a1, e1, a2, e2, T, fields, k, P):
     return acc
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _cross_pairs(indices, data, a1, e1, a2, e2, T, fields, k):
+    """cross(x, r) as _cross computes it, pair by pair: O(m_x m_r k), cheaper than the
+    projection when the first row has fewer nonzeros than there are fields."""
+    acc = 0.0
+    for p in range(a1, e1):
+        i = indices[p]
+        oi = 1 + fields[i] * k
+        row = 0.0
+        for q in range(a2, e2):
+            j = indices[q]
+            if j != i:
+                oj = 1 + fields[j] * k
+                dot = 0.0
+                for c in range(k):
+                    dot += T[i, oj + c] * T[j, oi + c]
+                row += dot * data[q]
+        acc += row * data[p]
+    return acc
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0, T, fields, k,
                     loss_id, R, criterion):
@@ -204,7 +225,8 @@ def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0,
     c = lam x + mu r has the largest saliency (``criterion`` 0) or loss (1: Maxup); p == 1 is
     Alg. 1.  The pair term is a quadratic form, so pair(c) = lam^2 pair(x) + mu^2 pair(r) +
     lam mu cross(x, r) (_cross: O(m_r F k) from the first parent's projection, built once for
-    its p candidates by _project in O(m_x F k)), lin(c) = lam lin(x) + mu lin(r), from the rows'
+    its p candidates by _project in O(m_x F k), when it has at least F nonzeros; else
+    _cross_pairs, O(m_x m_r k)), lin(c) = lam lin(x) + mu lin(r), from the rows'
     ``R`` (row_stats).  The first of equal scores wins (as argmax).  Returns (partners,
     lams)."""
     m = parents.shape[0]
@@ -220,15 +242,23 @@ def select_partners(indptr, indices, data, y, parents, p, seed, epoch, a, b, w0,
                 partners[i], lams[i] = draw_one(seed, epoch, i, n, a, b, st)
                 continue
             r1 = parents[i]
-            _project(indices, data, indptr[r1], indptr[r1 + 1], T, fields, F, k, P)
+            # the projection costs O(F k) per partner nonzero, the pairs O(m_x k): project
+            # when the first parent has at least as many nonzeros as there are fields
+            proj = indptr[r1 + 1] - indptr[r1] >= F
+            if proj:
+                _project(indices, data, indptr[r1], indptr[r1 + 1], T, fields, F, k, P)
             best = -np.inf
             best_r = -1
             best_lam = 1.0
             for kk in range(p):
                 r2, lam = draw_one(seed, epoch, i * p + kk, n, a, b, st)
                 mu = 1.0 - lam
-                cross = _cross(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
-                               indptr[r2 + 1], T, fields, k, P)
+                if proj:
+                    cross = _cross(indices, data, indptr[r1], indptr[r1 + 1], indptr[r2],
+                                   indptr[r2 + 1], T, fields, k, P)
+                else:
+                    cross = _cross_pairs(indices, data, indptr[r1], indptr[r1 + 1],
+                                         indptr[r2], indptr[r2 + 1], T, fields, k)
                 pair = lam * lam * R[r1, 1] + mu * mu * R[r2, 1] + lam * mu * cross
                 ln = lam * R[r1, 0] + mu * R[r2, 0]
                 fv = w0[0] + ln + pair
