@@ -201,8 +201,9 @@ def test_bad_input(client):
     X, y = _data(300)
     with pytest.raises(TypeError, match="skfm estimators"):
         DataParallel(object()).fit(X, y)
-    with pytest.raises(ValueError, match="n_shards"):
-        DataParallel(FMClassifier(), n_shards=0).fit(X, y)
+    for bad in (0, -1, 2.5, "2", True):
+        with pytest.raises(ValueError, match="n_shards"):
+            DataParallel(FMClassifier(), n_shards=bad).fit(X, y)
     with pytest.raises(ValueError, match="300 rows but y has 299"):
         DataParallel(FMClassifier(max_iter=1)).fit(X, y[:299])
 

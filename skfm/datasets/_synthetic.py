@@ -1,22 +1,62 @@
 """Synthetic multi-field one-hot data drawn from a planted degree-2 factorization machine."""
+from numbers import Integral, Real
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
 
 #: Field sizes of Frappe (user, item, daytime, weekday, isweekend, homework, cost, weather,
 #: country, city): 5,382 one-hot features in 10 fields.
 FRAPPE_FIELD_SIZES = (957, 4082, 7, 7, 2, 3, 2, 9, 80, 233)
 
 
-def _field_sizes(n_fields, field_size, field_sizes):
+# the constraints the generators share (scikit-learn's validate_params: a bad value raises an
+# InvalidParameterError, a ValueError and TypeError, naming the parameter and what it accepts)
+_COMMON = {
+    "n_factors": [Interval(Integral, 0, None, closed="left")],
+    "skew": [Interval(Real, 0, None, closed="left")],
+    "scale": [Interval(Real, 0, None, closed="left")],
+    "dtype": "no_validation",  # _check_dtype
+    "random_state": ["random_state"],
+    "return_params": ["boolean"],
+    "return_fields": ["boolean"],
+}
+_FIELDS = {
+    "n_fields": [Interval(Integral, 1, None, closed="left")],
+    "field_size": [Interval(Integral, 1, None, closed="left")],
+    "field_sizes": ["array-like", None],
+}
+
+
+def _no_bools(func, **counts):
+    """scikit-learn's Interval(Integral, ...) takes True for 1: refuse a bool for a count."""
+    for name, value in counts.items():
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"The {name!r} parameter of {func} must be an int, not a bool; got "
+                            f"{value!r}.")
+
+
+def _check_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype must be a NumPy numeric dtype; got {dtype!r}.") from e
+    if dt.kind not in "fiub":
+        raise TypeError(f"dtype must be a NumPy numeric dtype; got {dt}.")
+    return dt
+
+
+def _field_sizes(n_fields, field_size, field_sizes, name="field_sizes"):
     if field_sizes is not None:
-        sizes = np.asarray(field_sizes, dtype=np.int64)
+        sizes = np.asarray(field_sizes)
+        if sizes.ndim != 1 or len(sizes) == 0 or sizes.dtype.kind not in "iu" or (
+                sizes < 1).any():
+            raise ValueError(f"{name} must be a non-empty list of positive integers; got "
+                             f"{field_sizes!r}.")
+        sizes = sizes.astype(np.int64)
     else:
-        if n_fields < 1 or field_size < 1:
-            raise ValueError("n_fields and field_size must be positive integers.")
         sizes = np.full(n_fields, field_size, dtype=np.int64)
-    if sizes.ndim != 1 or len(sizes) == 0 or (sizes < 1).any():
-        raise ValueError("field_sizes must be a non-empty list of positive integers.")
     return sizes
 
 
@@ -55,6 +95,20 @@ def _planted_fm(n_features, n_factors, rs, scale):
             "factors": rs.normal(0.0, scale / np.sqrt(max(n_factors, 1)), (n_features, n_factors))}
 
 
+def _planted_output(X, params, scale):
+    """fm_output(X, params), refused by name where a huge ``scale`` makes it overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = fm_output(X, params)
+    if not np.isfinite(f).all():
+        raise ValueError(f"scale={scale!r} is too large: the planted model's outputs overflow.")
+    return f
+
+
+def _sigmoid(f):
+    with np.errstate(over="ignore"):  # exp(-f) = inf for f < -709: sigmoid 0, as it should be
+        return 1.0 / (1.0 + np.exp(-f))
+
+
 def fm_output(X, params):
     """f(x) of a factorization machine with parameters ``{"intercept", "coef", "factors"}``."""
     X = sp.csr_matrix(X)
@@ -73,6 +127,8 @@ def _returned(out, sizes, params, return_fields, return_params):
     return out
 
 
+@validate_params({"n_samples": [Interval(Integral, 1, None, closed="left")], **_FIELDS,
+                  **_COMMON}, prefer_skip_nested_validation=True)
 def make_fm_classification(n_samples=10000, *, n_fields=8, field_size=50, field_sizes=None,
                            n_factors=4, skew=0.0, scale=1.0, dtype=np.float64,
                            random_state=None, return_params=False, return_fields=False):
@@ -114,18 +170,24 @@ def make_fm_classification(n_samples=10000, *, n_fields=8, field_size=50, field_
     params : dict
         Only when ``return_params``.
     """
+    _no_bools("make_fm_classification", n_samples=n_samples, n_fields=n_fields,
+              field_size=field_size, n_factors=n_factors)
     rs = check_random_state(random_state)
+    dtype = _check_dtype(dtype)
     sizes = _field_sizes(n_fields, field_size, field_sizes)
     n_features = int(sizes.sum())
     params = _planted_fm(n_features, n_factors, rs, scale)
     X = _one_hot(_draw_fields(n_samples, sizes, skew, rs), n_features, dtype)
-    f = fm_output(X, params)
+    f = _planted_output(X, params, scale)
     params["intercept"] = -float(np.median(f))  # balanced classes
     f += params["intercept"]
-    y = (rs.random_sample(n_samples) < 1.0 / (1.0 + np.exp(-f))).astype(np.int64)
+    y = (rs.random_sample(n_samples) < _sigmoid(f)).astype(np.int64)
     return _returned((X, y), sizes, params, return_fields, return_params)
 
 
+@validate_params({"n_samples": [Interval(Integral, 1, None, closed="left")], **_FIELDS,
+                  "noise": [Interval(Real, 0, None, closed="left")], **_COMMON},
+                 prefer_skip_nested_validation=True)
 def make_fm_regression(n_samples=10000, *, n_fields=8, field_size=50, field_sizes=None,
                        n_factors=4, noise=0.1, skew=0.0, scale=1.0, dtype=np.float64,
                        random_state=None, return_params=False, return_fields=False):
@@ -144,15 +206,28 @@ def make_fm_regression(n_samples=10000, *, n_fields=8, field_size=50, field_size
     fields, params
         Only when ``return_fields`` / ``return_params``: as in :func:`make_fm_classification`.
     """
+    _no_bools("make_fm_classification", n_samples=n_samples, n_fields=n_fields,
+              field_size=field_size, n_factors=n_factors)
+    _no_bools("make_fm_regression", n_samples=n_samples, n_fields=n_fields,
+              field_size=field_size, n_factors=n_factors)
     rs = check_random_state(random_state)
+    dtype = _check_dtype(dtype)
     sizes = _field_sizes(n_fields, field_size, field_sizes)
     n_features = int(sizes.sum())
     params = _planted_fm(n_features, n_factors, rs, scale)
     X = _one_hot(_draw_fields(n_samples, sizes, skew, rs), n_features, dtype)
-    y = fm_output(X, params) + noise * rs.standard_normal(n_samples)
+    f = _planted_output(X, params, scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = f + noise * rs.standard_normal(n_samples)
+    if not np.isfinite(y).all():
+        raise ValueError(f"noise={noise!r} is too large: the targets overflow.")
     return _returned((X, y), sizes, params, return_fields, return_params)
 
 
+@validate_params({"n_samples": [Interval(Integral, 1, None, closed="left")],
+                  "n_factors": _COMMON["n_factors"], "dtype": "no_validation",
+                  "random_state": ["random_state"], "return_fields": ["boolean"]},
+                 prefer_skip_nested_validation=True)
 def make_frappe_like(n_samples=200000, *, n_factors=8, dtype=np.float32, random_state=None,
                      return_fields=False):
     """Data of Frappe's shape: 10 one-hot fields with Frappe's sizes (5,382 features) and a
@@ -176,11 +251,21 @@ def make_frappe_like(n_samples=200000, *, n_factors=8, dtype=np.float32, random_
         Only when ``return_fields``: field f is the f-th block of columns,
         ``FRAPPE_FIELD_SIZES[f]`` wide.
     """
+    _no_bools("make_frappe_like", n_samples=n_samples, n_factors=n_factors)
     return make_fm_classification(n_samples, field_sizes=FRAPPE_FIELD_SIZES, n_factors=n_factors,
                                   skew=1.0, dtype=dtype, random_state=random_state,
                                   return_fields=return_fields)
 
 
+@validate_params({"n_train": [Interval(Integral, 1, None, closed="left")],
+                  "n_test": [Interval(Integral, 0, None, closed="left")],
+                  "n_users": [Interval(Integral, 1, None, closed="left")],
+                  "n_items": [Interval(Integral, 1, None, closed="left")],
+                  "n_context": [Interval(Integral, 0, None, closed="left")],
+                  "context_size": [Interval(Integral, 1, None, closed="left")],
+                  "context_sizes": ["array-like", None],
+                  "holdout": [Interval(Real, 0, 1, closed="neither")], **_COMMON},
+                 prefer_skip_nested_validation=True)
 def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_context=2,
                       context_size=10, context_sizes=None, skew=0.0, n_factors=4, holdout=0.5,
                       scale=1.5, dtype=np.float64, random_state=None, return_params=False,
@@ -227,15 +312,26 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
     params : dict
         Only when ``return_params``.
     """
+    _no_bools("make_unseen_pairs", n_train=n_train, n_test=n_test, n_users=n_users,
+              n_items=n_items, n_context=n_context, context_size=context_size,
+              n_factors=n_factors)
     rs = check_random_state(random_state)
-    if not 0.0 < holdout < 1.0:
-        raise ValueError("holdout must be in (0, 1).")
+    dtype = _check_dtype(dtype)
+    if n_users * n_items < 2:
+        raise ValueError(f"make_unseen_pairs needs at least 2 (user, item) pairs, one seen in "
+                         f"training and one held out; got n_users={n_users}, "
+                         f"n_items={n_items}.")
     if context_sizes is None:
         context_sizes = [context_size] * n_context
+    elif len(context_sizes):
+        context_sizes = list(_field_sizes(None, None, context_sizes, "context_sizes"))
     sizes = _field_sizes(None, None, [n_users, n_items, *context_sizes])
     n_features = int(sizes.sum())
     params = _planted_fm(n_features, n_factors, rs, scale)
     unseen = rs.random_sample((n_users, n_items)) < holdout
+    if unseen.all() or not unseen.any():  # a small grid: one pair of each kind at least
+        cell = rs.randint(n_users * n_items)
+        unseen.flat[cell] = not unseen.flat[cell]
     if skew:  # fixed for the training and the test rows
         popularity = [_popularity(k, skew, rs) for k in sizes]
 
@@ -247,7 +343,7 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
 
     def draw(n, want_unseen):
         cols = np.empty((n, len(sizes)), dtype=np.int64)
-        filled = 0
+        filled, rounds = 0, 0
         while filled < n:
             u, i = values(0, 2 * n), values(1, 2 * n)
             keep = unseen[u, i] == want_unseen
@@ -255,6 +351,13 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
             cols[filled:filled + take, 0] = u[keep][:take]
             cols[filled:filled + take, 1] = n_users + i[keep][:take]
             filled += take
+            rounds += 1
+            if rounds == 1000 and filled < n:  # almost no draw has the wanted status
+                raise ValueError(
+                    f"make_unseen_pairs: the {'held-out' if want_unseen else 'training'} "
+                    f"(user, item) pairs are too rare under skew={skew} to draw "
+                    f"{'n_test' if want_unseen else 'n_train'}={n} rows; lower skew or change "
+                    f"holdout.")
         off = n_users + n_items
         for c in range(len(sizes) - 2):
             cols[:, 2 + c] = off + values(2 + c, n)
@@ -263,11 +366,11 @@ def make_unseen_pairs(n_train=4000, n_test=2000, *, n_users=100, n_items=100, n_
         return X
 
     X_train, X_test = draw(n_train, False), draw(n_test, True)
-    f_train = fm_output(X_train, params)
+    f_train = _planted_output(X_train, params, scale)
     params["intercept"] = -float(np.median(f_train))
     out = []
     for X in (X_train, X_test):
-        f = fm_output(X, params)
-        out.append((rs.random_sample(X.shape[0]) < 1.0 / (1.0 + np.exp(-f))).astype(np.int64))
+        f = _planted_output(X, params, scale)
+        out.append((rs.random_sample(X.shape[0]) < _sigmoid(f)).astype(np.int64))
     return _returned((X_train, X_test, out[0], out[1]), sizes, params, return_fields,
                      return_params)
