@@ -183,8 +183,9 @@ class BaseFactorizationMachine(BaseEstimator):
         """y -> (n, n_outputs) float64 Fortran array of training targets."""
         raise NotImplementedError
 
-    def _init_intercepts(self, Y, sw):
-        """Starting intercepts from the training targets (first fit only); default: 0."""
+    def _init_intercepts(self, Y, sw, partial):
+        """Starting intercepts from the training targets (first fit only; ``partial``: the
+        rows are partial_fit's first batch); default: 0."""
 
     # ------------------------------------------------------------------ public API
     @_fit_context(prefer_skip_nested_validation=True)
@@ -453,7 +454,7 @@ class BaseFactorizationMachine(BaseEstimator):
             Xc, Y, sw, validation = self._split(X, Xc, Y, sw, y, rng, first_call, scorer,
                                                 weighted)
         if first_call:
-            self._init_intercepts(Y, sw)
+            self._init_intercepts(Y, sw, partial)
         if validation is not None and validation.scorer is not None:
             try:  # a scorer that cannot score this task (e.g. "roc_auc" on 3 classes) fails now
                 validation.score(self)
@@ -705,6 +706,31 @@ class FMClassifierMixin(ClassifierMixin):
             raise ValueError(f"y contains labels not seen in classes_: {unknown.tolist()}.")
         return self._binarize(y)
 
+    def _init_intercepts(self, Y, sw, partial):
+        # w0 starts at the class's weighted log-odds in the training rows (after any
+        # early-stopping split), as a logistic regression's intercept would be with no
+        # features: with w0 = 0, a rare class (1 positive in 100,000 rows) was still given
+        # probabilities of 0.15-0.37 after training, the optimizer's steps on w0 being too few
+        # to move it to log(1e-5) = -11.5.  Half a mean row weight is added to each side
+        # (Jeffreys' prior), so a class absent from the training rows starts finite.  A
+        # partial_fit batch that lacks a class says nothing of that class's rate in the rows
+        # to come (a stream sorted by label, say): then every w0 starts at 0, as it would
+        # take the optimizer thousands of steps to undo a log-odds of -5.
+        total = float(np.sum(sw))
+        n_pos = int(np.count_nonzero(sw))
+        if total <= 0 or n_pos == 0:
+            return
+        pos = sw @ Y  # weight of each output's positive rows
+        weighted = (sw > 0)[:, None]
+        if partial and not ((weighted & (Y > 0)).any(0).all()
+                            and (weighted & (Y == 0)).any(0).all()):
+            return
+        half = 0.5 * total / n_pos
+        for c, p in enumerate(self._params):
+            w0 = np.log(pos[c] + half) - np.log(total - pos[c] + half)
+            if np.isfinite(w0):
+                p["w0"][0] = w0
+
     def _binarize(self, y):
         lb = LabelBinarizer().fit(self.classes_)
         Y = lb.transform(y).astype(np.float64)
@@ -768,7 +794,7 @@ class FMRegressorMixin(RegressorMixin):
         y = np.asarray(y, dtype=np.float64)
         return np.asfortranarray(y.reshape(-1, 1))
 
-    def _init_intercepts(self, Y, sw):
+    def _init_intercepts(self, Y, sw, partial):
         # w0 starts at the weighted mean target (of the training rows, after any early-stopping
         # split): with w0 = 0, targets far from 0 (say around 200,000) cost the optimizer most
         # of its steps to shift the intercept, and R^2 stayed near 0
