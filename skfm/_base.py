@@ -20,7 +20,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_array, check_i
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, kernel_lock,
-                       numba_threads, readonly)
+                       numba_threads, readonly, readonly_params)
 from ._version import PICKLE_FORMAT, __version__
 
 #: the migrations of pickled states from earlier formats: format -> function(state) returning
@@ -103,24 +103,38 @@ def _check_before_conversion(X, name="X"):
 def to_csr_data(X, dtype, name="X"):
     """A validated matrix as canonical CSR arrays of ``dtype``; never writes into ``X``.
 
+    One parallel pass over X's arrays (kcsr.csr_check) checks the structure (as
+    check_sparse_structure), that the values are finite and whether the matrix is canonical.
     Indices are sorted, duplicates summed and stored zeros dropped (on a copy) because the
     kernels rely on it: AFM's attention runs over the pairs of a row's stored entries, so a
-    stored zero would change its softmax."""
+    stored zero would change its softmax.  A canonical matrix of ``dtype`` with int32 indices
+    is not copied."""
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     if X.shape[1] > np.iinfo(np.int32).max:
         raise ValueError(f"{name} has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
-    check_sparse_structure(X, name)
-    indices = readonly(X.indices.astype(np.int32, copy=False))
-    indptr = readonly(X.indptr.astype(np.int64))
+    ip = X.indptr
+    if (ip.shape[0] != X.shape[0] + 1 or ip.shape[0] == 0 or ip[0] != 0
+            or ip[-1] > min(X.indices.shape[0], X.data.shape[0])):
+        check_sparse_structure(X, name)  # raises, naming what is wrong
     with kernel_lock():  # a parallel kernel (see kernel_lock)
-        status = kcsr.csr_status(indptr, indices, X.data)
-    if status:
+        bits, exp_mask, abs_mask = kcsr.float_bits(X.data)
+        status = kcsr.csr_check(readonly(ip), readonly(X.indices), readonly(bits), exp_mask,
+                                abs_mask, X.shape[1])
+    if status & (kcsr.BAD_INDPTR | kcsr.OUT_OF_BOUNDS):
+        check_sparse_structure(X, name)  # raises, naming what is wrong
+        raise ValueError(f"{name} is not a valid CSR matrix.")  # (not reached)
+    if status & kcsr.NON_FINITE:  # scikit-learn's words (check_array's)
+        if status & kcsr.HAS_NAN:
+            raise ValueError(f"Input {name} contains NaN.")
+        raise ValueError(f"Input {name} contains infinity or a value too large for "
+                         f"{X.data.dtype!r}.")
+    if status & (kcsr.NOT_CANONICAL | kcsr.HAS_ZEROS):
         X = X.copy()
         if status & kcsr.NOT_CANONICAL:
             X.sum_duplicates()
         X.eliminate_zeros()  # also the zeros that summed duplicates may leave
-        indices = X.indices.astype(np.int32, copy=False)
-        indptr = X.indptr.astype(np.int64)
+    indices = readonly(X.indices.astype(np.int32, copy=False))
+    indptr = readonly(X.indptr.astype(np.int64, copy=False))
     if X.data.dtype == dtype:
         data = X.data
     else:
@@ -284,7 +298,7 @@ class BaseFactorizationMachine(BaseEstimator):
         core = self._make_core()
         with numba_threads(self.n_jobs):
             for k, prm in enumerate(self._params):
-                out += core.saliency(prm, X, Y[:, k], self._loss_id)
+                out += core.saliency(readonly_params(prm), X, Y[:, k], self._loss_id)
         return finite_output(out, X, "The saliency", y=Y)
 
     # ------------------------------------------------------------------ fitted attributes
@@ -321,8 +335,9 @@ class BaseFactorizationMachine(BaseEstimator):
 
     def _validate_X_predict(self, X):
         _check_before_conversion(X)
+        # the values' finiteness is checked by to_csr_data, in its one pass over the arrays
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
-                          reset=False, ensure_all_finite=True)
+                          reset=False, ensure_all_finite=False)
         return to_csr_data(X, self._dtype)
 
     def _check_structure(self, partial):
@@ -596,7 +611,8 @@ class BaseFactorizationMachine(BaseEstimator):
         """(n, n_outputs) model outputs for validated CSRData X."""
         with numba_threads(self.n_jobs):
             core = self._make_core()
-            return np.column_stack([core.decision(p, X) for p in self._params])
+            outs = [core.decision(readonly_params(p), X) for p in self._params]
+            return outs[0][:, None] if len(outs) == 1 else np.column_stack(outs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -221,3 +221,89 @@ def test_kernel_caches_are_keyed_on_every_kernel_source():
         cache = kernel._cache
         assert cache._impl.locator.get_source_stamp() == digest.hexdigest()
         assert digest.hexdigest()[:12] in cache._impl.filename_base
+
+
+# ----------------------------------------------------------------------------- csr_check
+def naive_check(indptr, indices, data, n_cols):
+    """csr_check's bits, row by row in plain Python."""
+    nnz = int(indptr[-1])
+    for r in range(len(indptr) - 1):
+        if not 0 <= indptr[r] <= indptr[r + 1] <= nnz:
+            return kcsr.BAD_INDPTR
+    out = 0
+    for r in range(len(indptr) - 1):
+        row = [int(j) for j in indices[indptr[r]:indptr[r + 1]]]
+        if any(b <= a for a, b in zip(row, row[1:])):
+            out |= kcsr.NOT_CANONICAL
+    for j, x in zip(indices[:nnz], data[:nnz]):
+        if not 0 <= j < n_cols:
+            out |= kcsr.OUT_OF_BOUNDS
+        if x == 0:
+            out |= kcsr.HAS_ZEROS
+        if not np.isfinite(x):
+            out |= kcsr.NON_FINITE | (kcsr.HAS_NAN if np.isnan(x) else 0)
+    return out
+
+
+@given(data=st.data())
+@SETTINGS
+def test_csr_check_is_the_naive_check(data):
+    """csr_check's flat passes (the indices' bounds, the values' bit patterns, descents counted
+    against row starts) give the bits a row-by-row check gives, on valid and broken arrays:
+    row pointers that decrease or pass the entries, indices out of bounds (negative or too
+    large, int32 or int64), unsorted and repeated indices, zeros (also -0.0), infinities,
+    NaN, subnormals, float32 and float64; and chunks of entries smaller than the arrays."""
+    n = data.draw(st.integers(0, 12))
+    lengths = data.draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(
+        data.draw(st.sampled_from([np.int32, np.int64])))
+    nnz = int(indptr[-1])
+    if n and data.draw(st.booleans()):  # a broken row pointer
+        r = data.draw(st.integers(1, n))
+        indptr[r] = data.draw(st.sampled_from([-1, nnz + 1, int(indptr[r]) - 2,
+                                               int(indptr[r]) + 3]))
+        indptr[-1] = min(max(int(indptr[-1]), 0), nnz)
+    n_cols = data.draw(st.integers(1, 8))
+    idx_dtype = data.draw(st.sampled_from([np.int32, np.int64]))
+    indices = np.array(data.draw(st.lists(st.integers(-2, n_cols + 1), min_size=nnz,
+                                          max_size=nnz)), dtype=idx_dtype)
+    if data.draw(st.booleans()):  # mostly valid, sorted rows
+        indices = np.clip(indices, 0, n_cols - 1)
+        for r in range(n):
+            indices[indptr[r]:indptr[r + 1]].sort()
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    values = st.sampled_from([1.0, -2.5, 0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 5e-324,
+                              3e38, 1.0])
+    vals = np.array(data.draw(st.lists(values, min_size=nnz, max_size=nnz)), dtype=dtype)
+    expected = naive_check(indptr, indices, vals, n_cols)
+    bits, exp_mask, abs_mask = kcsr.float_bits(vals)
+    got = kcsr.csr_check(indptr, indices, bits, exp_mask, abs_mask, n_cols)
+    assert got == expected, (got, expected)
+
+
+def test_csr_check_over_many_chunks():
+    """Entries and rows spanning several of csr_check's chunks (a descent, a zero and an
+    index out of bounds placed at a chunk boundary are each found)."""
+    rng = np.random.default_rng(0)
+    n = 3 * kcsr._CHECK_CHUNK + 5
+    X = sp.random(n, 50, density=0.04, format="csr", random_state=0, dtype=np.float64)
+    X.data[:] = rng.uniform(1, 2, X.nnz)
+    X.sort_indices()
+
+    def args():
+        return (X.indptr, X.indices, *kcsr.float_bits(X.data), 50)
+
+    assert kcsr.csr_check(*args()) == 0
+    p = kcsr._CHECK_CHUNK  # the first entry of the second chunk
+    row = int(np.searchsorted(X.indptr, p, side="right")) - 1
+    for change, bit in ((lambda: X.data.__setitem__(p, 0.0), kcsr.HAS_ZEROS),
+                        (lambda: X.indices.__setitem__(p, 50), kcsr.OUT_OF_BOUNDS)):
+        saved = (X.data.copy(), X.indices.copy())
+        change()
+        assert kcsr.csr_check(*args()) & bit
+        X.data[:], X.indices[:] = saved
+    lengths = np.diff(X.indptr)
+    row = row + int(np.flatnonzero(lengths[row:] >= 2)[0])  # a row of 2 entries or more
+    a = int(X.indptr[row])
+    X.indices[a], X.indices[a + 1] = X.indices[a + 1], X.indices[a]
+    assert kcsr.csr_check(*args()) == kcsr.NOT_CANONICAL
