@@ -114,12 +114,17 @@ def to_csr_data(X, dtype, name="X"):
         raise ValueError(f"{name} has {X.shape[1]} features; skfm supports at most 2**31 - 1.")
     ip = X.indptr
     if (ip.shape[0] != X.shape[0] + 1 or ip.shape[0] == 0 or ip[0] != 0
-            or ip[-1] > min(X.indices.shape[0], X.data.shape[0])):
-        check_sparse_structure(X, name)  # raises, naming what is wrong
+            or ip[-1] > min(X.indices.shape[0], X.data.shape[0])
+            or X.indices.dtype != np.int32):
+        # raises, naming what is wrong; int64 indices (rare) are checked here before they are
+        # narrowed to the kernels' int32, so that csr_check compiles for one index type
+        check_sparse_structure(X, name)
+    indptr = readonly(ip.astype(np.int64, copy=False))
+    indices = readonly(X.indices.astype(np.int32, copy=False))
     with kernel_lock():  # a parallel kernel (see kernel_lock)
         bits, exp_mask, abs_mask = kcsr.float_bits(X.data)
-        status = kcsr.csr_check(readonly(ip), readonly(X.indices), readonly(bits), exp_mask,
-                                abs_mask, X.shape[1])
+        status = kcsr.csr_check(indptr, indices, readonly(bits), exp_mask, abs_mask,
+                                X.shape[1])
     if status & (kcsr.BAD_INDPTR | kcsr.OUT_OF_BOUNDS):
         check_sparse_structure(X, name)  # raises, naming what is wrong
         raise ValueError(f"{name} is not a valid CSR matrix.")  # (not reached)
@@ -133,8 +138,8 @@ def to_csr_data(X, dtype, name="X"):
         if status & kcsr.NOT_CANONICAL:
             X.sum_duplicates()
         X.eliminate_zeros()  # also the zeros that summed duplicates may leave
-    indices = readonly(X.indices.astype(np.int32, copy=False))
-    indptr = readonly(X.indptr.astype(np.int64, copy=False))
+        indices = readonly(X.indices.astype(np.int32, copy=False))
+        indptr = readonly(X.indptr.astype(np.int64, copy=False))
     if X.data.dtype == dtype:
         data = X.data
     else:
