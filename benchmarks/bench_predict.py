@@ -96,11 +96,6 @@ def main(argv=None):
 
     from skfm import FMClassifier
     from skfm._base import to_csr_data
-    try:
-        from skfm._trainer import readonly_params
-    except ImportError:  # skfm before readonly_params (for before/after runs)
-        def readonly_params(p):
-            return p
     from skfm.datasets import make_frappe_like
 
     X, y = make_frappe_like(a.rows, dtype=np.float32, random_state=0)
@@ -125,11 +120,11 @@ def main(argv=None):
         forward(X.indptr, X.indices, X.data, w0, T, out)  # compile, warm up
         ref = est.decision_function(X)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)  # the same model output
-        core.decision(readonly_params(params), Xc)
+        core.decision(params, Xc)
         est.predict_proba(X[:10])
         t = best_of_rounds({
             "plain": lambda: forward(X.indptr, X.indices, X.data, w0, T, out),
-            "kernel": lambda: core.decision(readonly_params(params), Xc),
+            "kernel": lambda: core.decision(params, Xc),
             "validation": lambda: to_csr_data(X, est._dtype),
             "decision_function": lambda: est.decision_function(X),
             "predict_proba": lambda: est.predict_proba(X),

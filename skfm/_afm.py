@@ -9,7 +9,7 @@ from ._base import finite_output
 from ._cores import SkeletonCore
 from ._kernels import afm as kafm
 from ._platform import Model, Param, make_estimator
-from ._trainer import numba_threads, readonly, readonly_float64, readonly_params
+from ._trainer import numba_threads, readonly, readonly_float64
 
 __all__ = ["AFMClassifier", "AFMRegressor", "AFMCore"]
 
@@ -163,7 +163,7 @@ def pair_weights(estimator, X):
     X = estimator._validate_X_predict(X)
     core = estimator._make_core()
     with numba_threads(estimator.n_jobs):
-        res = [core.attention(readonly_params(p), X) for p in estimator._params]
+        res = [core.attention(p, X) for p in estimator._params]
     indptr, pairs, _ = res[0]
     weights = res[0][2] if len(res) == 1 else np.stack([r[2] for r in res])
     return indptr, pairs, finite_output(weights, X, "The attention weights")

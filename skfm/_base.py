@@ -20,7 +20,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_array, check_i
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, kernel_lock,
-                       numba_threads, readonly, readonly_params)
+                       numba_threads, readonly)
 from ._version import PICKLE_FORMAT, __version__
 
 #: the migrations of pickled states from earlier formats: format -> function(state) returning
@@ -303,7 +303,7 @@ class BaseFactorizationMachine(BaseEstimator):
         core = self._make_core()
         with numba_threads(self.n_jobs):
             for k, prm in enumerate(self._params):
-                out += core.saliency(readonly_params(prm), X, Y[:, k], self._loss_id)
+                out += core.saliency(prm, X, Y[:, k], self._loss_id)
         return finite_output(out, X, "The saliency", y=Y)
 
     # ------------------------------------------------------------------ fitted attributes
@@ -616,7 +616,7 @@ class BaseFactorizationMachine(BaseEstimator):
         """(n, n_outputs) model outputs for validated CSRData X."""
         with numba_threads(self.n_jobs):
             core = self._make_core()
-            outs = [core.decision(readonly_params(p), X) for p in self._params]
+            outs = [core.decision(p, X) for p in self._params]
             return outs[0][:, None] if len(outs) == 1 else np.column_stack(outs)
 
     def __sklearn_tags__(self):

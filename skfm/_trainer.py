@@ -45,19 +45,15 @@ def readonly(a):
     the kernels as read-only views (the input matrix in CSRData, the epoch's gathered rows,
     mixed rows), so a read-only input (a memory-mapped array, as scikit-learn's checks and
     joblib produce) uses the kernels compiled for everything else instead of compiling its own,
-    and the forward code that training and prediction share compiles once.  Training passes
-    the parameters as they are (it writes them); prediction and scoring pass them read-only
-    too (readonly_params), so a memory-mapped model (``joblib.load(..., mmap_mode="r")``)
-    predicts with the same compiled code as any other."""
+    and the forward code that training and prediction share compiles once.  Parameters are
+    passed as they are: training writes them, and prediction shares training's compiled code
+    (NFM's, DCN's and DeepFM's prediction runs their training blocks in inference mode, a
+    stack that takes tens of seconds to compile: read-only parameter views for prediction
+    would compile it twice).  A memory-mapped, read-only model compiles its own version of
+    the prediction kernels."""
     v = a.view()
     v.flags.writeable = False
     return v
-
-
-def readonly_params(params):
-    """A model's parameter dict with every array as a read-only view (see readonly): what the
-    prediction and scoring kernels get, whether the model is memory-mapped or not."""
-    return {k: readonly(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
 
 
 def readonly_float64(a):
@@ -356,7 +352,6 @@ class Augmenter:
             cand = CSRData(ip, ind, dat, X.n_features)
             sal = np.zeros(len(rep))
             for k, prm in enumerate(params):
-                prm = readonly_params(prm)
                 if self.replaces:  # Maxup: the candidate's loss (inference mode)
                     sal += _losses(core.decision(prm, cand), yc[:, k], loss_id)
                 elif ctx is None:
