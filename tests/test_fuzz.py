@@ -14,6 +14,7 @@ Profiles: ``HYPOTHESIS_PROFILE=ci`` (the default) runs a small fixed set of exam
 ``HYPOTHESIS_PROFILE=long`` runs many random ones on demand (docs/developing.md)."""
 import contextlib
 import copy
+import inspect
 import os
 import re
 import tempfile
@@ -157,6 +158,22 @@ def assert_unchanged(X, snap):
         np.testing.assert_array_equal(np.asarray(X), copy_)
 
 
+def assert_inputs_unchanged(X, snap, y, y_before, sw, sw_before):
+    """X, y and sample_weight as the caller passed them."""
+    assert_unchanged(X, snap)
+    np.testing.assert_array_equal(y, y_before)
+    if sw is not None:
+        np.testing.assert_array_equal(sw, sw_before)
+
+
+def assert_finite_model(est):
+    """Every float parameter of a fitted estimator is finite."""
+    for p in est._params:
+        for v in p.values():
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                assert np.isfinite(v).all()
+
+
 @st.composite
 def hyperparameters(draw, entry, n_cols):
     kw = dict(entry.fast)
@@ -246,14 +263,8 @@ def test_fit_and_predict_any_input(data):
             assert str(e), type(e)  # names the problem
             return
         finally:
-            assert_unchanged(X, snap)
-            np.testing.assert_array_equal(y, y_before)
-            if sw is not None:
-                np.testing.assert_array_equal(sw, sw_before)
-        for p in est._params:
-            for v in p.values():
-                if isinstance(v, np.ndarray) and v.dtype.kind == "f":
-                    assert np.isfinite(v).all()
+            assert_inputs_unchanged(X, snap, y, y_before, sw, sw_before)
+        assert_finite_model(est)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -375,7 +386,6 @@ def _generators():
 
 def _check_generated(gen, kw, out):
     """The shapes and values every generator promises."""
-    import inspect
     names = [p for p in inspect.signature(gen).parameters]
     n_sets = 2 if gen.__name__ == "make_unseen_pairs" else 1
     Xs, ys = out[:n_sets], out[n_sets:2 * n_sets]
@@ -412,7 +422,6 @@ def test_generators_any_parameters(data):
     promise (canonical CSR, one feature per field in every row, labels in {0, 1}, finite
     targets, the same data again for the same integer random_state), or a ValueError /
     TypeError that names the parameter; never a hang, a crash or NaN data."""
-    import inspect
     gen = data.draw(st.sampled_from(_generators()), label="generator")
     names = [p for p in inspect.signature(gen).parameters if p in GENERATOR_PARAMS]
     chosen = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=4), label="set")
@@ -628,15 +637,9 @@ def test_data_parallel_any_input(data, dask_client):
         event(f"refused: {type(e).__name__}")
         return
     finally:
-        assert_unchanged(X_mem, snap)
-        np.testing.assert_array_equal(y, y_before)
-        if sw is not None:
-            np.testing.assert_array_equal(sw, sw_before)
+        assert_inputs_unchanged(X_mem, snap, y, y_before, sw, sw_before)
     event(f"fitted on {kind}")
-    for p in model.estimator_._params:
-        for v in p.values():
-            if isinstance(v, np.ndarray) and v.dtype.kind == "f":
-                assert np.isfinite(v).all()
+    assert_finite_model(model.estimator_)
     methods = ["predict"] + (["predict_proba", "decision_function"]
                              if entry.task == "classifier" else [])
     dX = da.from_array(X_mem, chunks=(rows, max(m, 1)), asarray=False)
