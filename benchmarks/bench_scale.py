@@ -10,7 +10,17 @@
    update in place: the ceiling a minibatch trainer can approach, and what Hogwild-style
    trainers do).
 
-Usage: python benchmarks/bench_scale.py [--quick] [--part scale|breakdown|all]
+3. Features: a whole 5-epoch ``fit`` (initialisation, validation and the loss probes included) on
+   200,000 rows of 10 nonzeros against the number of features (1e6 and 1e7, d=16), on 1 thread and
+   all threads, with the time of the factor table's draw alone.  A fit should cost about the same
+   per row whatever the size of the feature space it touches a small part of.
+
+4. Threads: a whole 10-epoch ``fit`` on 200,000 Frappe-shaped rows (d=64, batch 2048), on 1
+   thread and on all threads (alternating, best of 3), without early stopping and with it (the
+   default above 1,000 rows: a validation score every epoch, the best epoch kept), so that the
+   work outside the epochs counts.
+
+Usage: python benchmarks/bench_scale.py [--quick] [--part scale|breakdown|features|threads|all]
 """
 import argparse
 import os
@@ -87,6 +97,71 @@ def part_scale(quick, n_jobs):
         s = epoch_seconds(X, y, d, n_jobs)
         print(f"{rows:9d} {feats:10d} {nnz:8d} {d:3d} {s:9.3f} {rows / s:11.0f} "
               f"{X.nnz / s:11.0f}", flush=True)
+
+
+def part_features(quick, n_jobs):
+    from skfm._cores import FMCore
+    from skfm._trainer import numba_threads
+    rows = 20000 if quick else 200000
+    feats = [10**5, 10**6] if quick else [10**6, 10**7]
+    rng = np.random.default_rng(0)
+    data = {f: random_rows(rows, f, 10, rng) for f in feats}
+    print(f"\n## Features: a whole fit of 5 epochs on {rows} rows, 10 nonzeros each (Adam, batch "
+          "2048, d=16, no early stopping; best of 3), and the factor table's draw alone")
+    print(f"{'threads':>7} {'features':>10} {'init s':>8} {'fit s':>8} {'us/row/epoch':>13} "
+          f"{'per row / smallest':>19}")
+    X, y = random_rows(2000, 1000, 10, rng)
+    epoch_seconds(X, y, 16, n_jobs, 1)  # JIT warm-up
+    for threads in sorted({1, n_jobs or numba.config.NUMBA_NUM_THREADS}):
+        base = None
+        for f in feats:
+            X, y = data[f]
+            t_init, t_fit = [], []
+            for _ in range(3):
+                with numba_threads(threads):
+                    t0 = time.perf_counter()
+                    FMCore.init_params(f, 16, np.float32, np.random.default_rng(0), 0.01)
+                    t_init.append(time.perf_counter() - t0)
+                est = FMClassifier(n_factors=16, learning_rate_init=1e-3, batch_size=2048,
+                                   max_iter=5, tol=0.0, early_stopping=False, random_state=0,
+                                   n_jobs=threads)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    t0 = time.perf_counter()
+                    est.fit(X, y)
+                    t_fit.append(time.perf_counter() - t0)
+                del est
+            per_row = min(t_fit) / (5 * rows)
+            base = base or per_row
+            print(f"{threads:7d} {f:10d} {min(t_init):8.3f} {min(t_fit):8.3f} "
+                  f"{1e6 * per_row:13.3f} {per_row / base:19.2f}", flush=True)
+
+
+def part_threads(quick):
+    n = 20000 if quick else 200000
+    X, y = make_frappe_like(n, random_state=0, dtype=np.float32)
+    counts = sorted({1, numba.config.NUMBA_NUM_THREADS})
+    print(f"\n## Threads: a whole fit of 10 epochs on {n} Frappe-shaped rows (Adam, batch 2048, "
+          "d=64, tol=0 so every epoch runs; best of 3, thread counts alternating)")
+    print(f"{'early_stopping':>14} " + " ".join(f"{f'{k} thr s':>9}" for k in counts)
+          + f" {'ratio':>6}")
+    for early in (False, True):
+        best = {k: np.inf for k in counts}
+        for rep in range(4):  # the first round compiles and warms the caches
+            for k in counts:
+                est = FMClassifier(n_factors=64, learning_rate_init=1e-3, batch_size=2048,
+                                   max_iter=10, tol=0.0, n_iter_no_change=11,
+                                   early_stopping=early, final_epochs=0, random_state=0,
+                                   n_jobs=k)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    t0 = time.perf_counter()
+                    est.fit(X, y)
+                    t = time.perf_counter() - t0
+                if rep:
+                    best[k] = min(best[k], t)
+        print(f"{str(early):>14} " + " ".join(f"{best[k]:9.3f}" for k in counts)
+              + f" {best[counts[0]] / best[counts[-1]]:6.2f}", flush=True)
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
@@ -206,13 +281,18 @@ def part_breakdown(quick):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--part", choices=["scale", "breakdown", "all"], default="all")
+    ap.add_argument("--part", default="all",
+                    choices=["scale", "breakdown", "features", "threads", "all"])
     ap.add_argument("--n-jobs", type=int, default=None)
     args = ap.parse_args(argv)
     if args.part in ("breakdown", "all"):
         part_breakdown(args.quick)
     if args.part in ("scale", "all"):
         part_scale(args.quick, args.n_jobs)
+    if args.part in ("features", "all"):
+        part_features(args.quick, args.n_jobs)
+    if args.part in ("threads", "all"):
+        part_threads(args.quick)
 
 
 if __name__ == "__main__":

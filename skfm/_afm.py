@@ -6,7 +6,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import finite_output
-from ._cores import SkeletonCore
+from ._cores import SkeletonCore, factor_table
 from ._kernels import afm as kafm
 from ._platform import Model, Param, make_estimator
 from ._trainer import numba_threads, readonly, readonly_float64
@@ -41,9 +41,7 @@ class AFMCore(SkeletonCore):
 
     def init_params(self, n_features, n_factors, dtype, rng, init_std):
         d, t = n_factors, self.attention_factor
-        T = np.zeros((n_features, 1 + d), dtype=dtype)
-        if d and init_std > 0:
-            T[:, 1:] = rng.normal(0.0, init_std, size=(n_features, d))
+        T = factor_table(n_features, d, dtype, rng, init_std)
         g = np.sqrt(2.0 / (d + t))
         H = np.empty(kafm.head_size(d, t))
         H[:t * d] = rng.normal(0.0, g, size=t * d)          # W

@@ -457,9 +457,10 @@ class BaseFactorizationMachine(BaseEstimator):
                 check_random_state(self.random_state).randint(0, 2**31 - 1))
         rng = self._rng
         if first_call:
-            self._params = [core.init_params(self.n_features_in_, self.n_factors,
-                                             self._dtype, rng, self.init_std)
-                            for _ in range(Y.shape[1])]
+            with numba_threads(self.n_jobs):  # the factor tables are drawn in parallel
+                self._params = [core.init_params(self.n_features_in_, self.n_factors,
+                                                 self._dtype, rng, self.init_std)
+                                for _ in range(Y.shape[1])]
             self._states_solver = None
         if not first_call:  # a model loaded with joblib.load(..., mmap_mode="r") is read-only
             self._params = [_writeable(p) for p in self._params]

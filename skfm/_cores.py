@@ -25,9 +25,21 @@ import numpy as np
 from ._kernels import fm as kfm
 from ._kernels import skeleton
 from ._kernels.optim import ADAGRAD, ADAM, SGD
+from ._kernels.rng import normal_rows
 from ._trainer import readonly_float64
 
 SOLVERS = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
+
+
+def factor_table(n_features, n_factors, dtype, rng, init_std):
+    """The table ``T = [w | V]`` (n_features, 1 + n_factors) of a model with one factor vector
+    per feature: ``w = 0`` and ``V ~ N(0, init_std**2)``, drawn in parallel from one seed of
+    ``rng`` by the counter-based generator (``skfm._kernels.rng.normal_rows``), so the table is
+    the same on any number of threads (run it under ``numba_threads(n_jobs)``)."""
+    T = np.zeros((n_features, 1 + n_factors), dtype=dtype)
+    if n_factors and init_std > 0:
+        normal_rows(T, 1, int(rng.integers(0, 2**63 - 1)), 0, float(init_std))
+    return T
 
 
 class FMCore:
@@ -37,10 +49,7 @@ class FMCore:
 
     @staticmethod
     def init_params(n_features, n_factors, dtype, rng, init_std):
-        T = np.zeros((n_features, 1 + n_factors), dtype=dtype)
-        if n_factors and init_std > 0:
-            T[:, 1:] = rng.normal(0.0, init_std, size=(n_features, n_factors))
-        return {"w0": np.zeros(1), "T": T}
+        return {"w0": np.zeros(1), "T": factor_table(n_features, n_factors, dtype, rng, init_std)}
 
     @staticmethod
     def init_state(params, solver):

@@ -6,6 +6,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._afm import AFM, AFMCore, pair_weights
+from ._cores import factor_table
 from ._kernels import ifm as kifm
 from ._platform import Model, Param, make_estimator
 
@@ -38,9 +39,7 @@ class IFMCore(AFMCore):
             raise ValueError(f"fields has {self.fields.shape[0]} entries for {n_features} "
                              f"features.")
         d, t, nf, kf = n_factors, self.attention_factor, self.n_fields, self.n_field_factors
-        T = np.zeros((n_features, 1 + d), dtype=dtype)
-        if d and init_std > 0:
-            T[:, 1:] = rng.normal(0.0, init_std, size=(n_features, d))
+        T = factor_table(n_features, d, dtype, rng, init_std)
         g = np.sqrt(2.0 / (d + t))
         H = np.empty(kifm.head_size(d, t, nf, kf))
         H[:t * d] = rng.normal(0.0, g, size=t * d)          # W

@@ -4,7 +4,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._cores import SkeletonCore
+from ._cores import SkeletonCore, factor_table
 from ._kernels import mlp as kmlp
 from ._kernels import nfm as knfm
 from ._platform import Model, Param, make_estimator
@@ -61,9 +61,7 @@ class NFMCore(SkeletonCore):
         self.batch_norm = bool(batch_norm)
 
     def init_params(self, n_features, n_factors, dtype, rng, init_std):
-        T = np.zeros((n_features, 1 + n_factors), dtype=dtype)
-        if n_factors and init_std > 0:
-            T[:, 1:] = rng.normal(0.0, init_std, size=(n_features, n_factors))
+        T = factor_table(n_features, n_factors, dtype, rng, init_std)
         lay, n_head = nfm_layout(n_factors, self.hidden, self.batch_norm)
         head = np.zeros(n_head)
         sizes = [n_factors] + list(self.hidden)

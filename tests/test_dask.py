@@ -148,7 +148,9 @@ def test_every_estimator_trains_through_it(client, entry):
     assert dp.estimator_.n_iter_ == 2
     if entry.task == "classifier":
         assert set(np.unique(out)) <= {0, 1}
-        assert dp.score(X, y) > 0.5
+        # learnt: it ranks the rows (0.69 to 0.78 over models and seeds 0 to 3); accuracy was no
+        # test, as two epochs may still predict one class of these balanced labels
+        assert roc_auc_score(y, dp.decision_function(X)) > 0.6
 
 
 @pytest.mark.parametrize("augmentation", ["copy", "mix", "saliency", "max"])

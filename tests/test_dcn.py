@@ -345,10 +345,12 @@ def test_estimator_fields_and_parameter_contract():
 
 def test_estimator_learns_planted_signal():
     """make_fm_classification's planted interactions: held-out AUC well above chance and above
-    LogisticRegression's 0.70 (the defaults: batch norm on, measured 0.79)."""
+    LogisticRegression's 0.737 on the same split (the defaults, batch norm on: 0.795 to 0.815
+    over model seeds 0 to 7; on 4,000 training rows it was 0.736 to 0.771 over seeds 0 to 27, too
+    close to a fixed bar for any one seed to be a fair test)."""
     from skfm import DCNClassifier
-    X, y = make_fm_classification(6000, n_fields=6, field_size=8, random_state=3)
+    X, y = make_fm_classification(16000, n_fields=6, field_size=8, random_state=3)
     est = DCNClassifier(n_factors=8, hidden_layer_sizes=(32,), max_iter=15, random_state=0)
-    est.fit(X[:4000], y[:4000])
-    auc = roc_auc_score(y[4000:], est.decision_function(X[4000:]))
-    assert auc > 0.75, auc
+    est.fit(X[:12000], y[:12000])
+    auc = roc_auc_score(y[12000:], est.decision_function(X[12000:]))
+    assert auc > 0.78, auc

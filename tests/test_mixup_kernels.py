@@ -9,6 +9,7 @@ Tolerances: distribution tests use fixed seeds and reject at p < 1e-3; mixed row
 the maximum within 1e-9 * (1 + |max|) (float64), and must be the argmax itself whenever the best
 candidate beats the runner-up by more than that.
 """
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -19,7 +20,7 @@ from scipy import stats
 from skfm._base import to_csr_data
 from skfm._cores import FMCore
 from skfm._kernels import mixup as kmix
-from skfm._kernels.rng import beta_samples
+from skfm._kernels.rng import beta_samples, normal_rows
 from skfm._trainer import Augmenter, first_parents, readonly
 
 LOGISTIC, SQUARED = 0, 1
@@ -69,6 +70,49 @@ def test_beta_samples_deterministic_and_seed_dependent():
     a = np.asarray(beta_samples(7, 500, 0.5, 0.5))
     np.testing.assert_array_equal(a, np.asarray(beta_samples(7, 500, 0.5, 0.5)))
     assert not np.array_equal(a, np.asarray(beta_samples(8, 500, 0.5, 0.5)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normal_rows_distribution(dtype):
+    """normal_rows(T, 1, seed, 0, std) leaves column 0 at zero and fills the rest with N(0, std^2)
+    draws: KS p >= 1e-3 on all of them, on one column and on one row's cells across rows; the
+    lag-1 correlation along a row and down a column within 5 standard errors of 0 (the two
+    Box-Muller halves of a pair, and neighbouring rows' streams, are independent)."""
+    n, m, std = 4000, 17, 0.25
+    T = np.zeros((n, m), dtype)
+    normal_rows(T, 1, 12345, 0, std)
+    assert np.all(T[:, 0] == 0)
+    V = T[:, 1:].astype(np.float64) / std
+    for x in (V.ravel(), V[:, 5], V[:, 6]):
+        assert stats.kstest(x, "norm").pvalue >= P_MIN
+    se = 1 / np.sqrt(V.size)
+    assert abs(np.corrcoef(V[:, :-1].ravel(), V[:, 1:].ravel())[0, 1]) < 5 * se
+    assert abs(np.corrcoef(V[:-1].ravel(), V[1:].ravel())[0, 1]) < 5 * se
+    # an odd number of columns: the last one is a cos half, still standard normal
+    assert stats.kstest(V[:, -1], "norm").pvalue >= P_MIN
+
+
+def test_normal_rows_counter_based():
+    """Row i is a function of (seed, stream, i) only: the same on 1 and 2 threads, the same as
+    the first rows of a longer table, different for another seed or stream."""
+    previous = numba.get_num_threads()
+    tables = []
+    try:
+        for k in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(k)
+            T = np.zeros((3001, 9))
+            normal_rows(T, 1, 7, 3, 1.0)
+            tables.append(T)
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(tables[0], tables[1])
+    short = np.zeros((10, 9))
+    normal_rows(short, 1, 7, 3, 1.0)
+    np.testing.assert_array_equal(short, tables[0][:10])
+    for seed, stream in ((8, 3), (7, 4)):
+        other = np.zeros((10, 9))
+        normal_rows(other, 1, seed, stream, 1.0)
+        assert not np.any(other[:, 1:] == short[:, 1:])
 
 
 @pytest.mark.parametrize("a, b", [(0.5, 0.5), (1.0, 1.0), (2.0, 5.0), (0.2, 0.2)])

@@ -2,13 +2,14 @@
 
 Every random draw inside a kernel is a pure function of ``(seed, stream, counter)`` (SplitMix64
 hashing), so a parallel loop gives the same numbers whatever the number of threads or the order in
-which rows are processed.  ``beta`` uses Marsaglia & Tsang's gamma sampler (with the ``U**(1/a)``
-boost for shape < 1), and exact shortcuts for Beta(1/2, 1/2) and Beta(1, 1).
+which rows are processed (``normal_rows`` fills a parameter table that way).  ``beta`` uses
+Marsaglia & Tsang's gamma sampler (with the ``U**(1/a)`` boost for shape < 1), and exact shortcuts
+for Beta(1/2, 1/2) and Beta(1, 1).
 """
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -104,3 +105,25 @@ def beta_samples(seed, n, a, b):
         st[0] = stream_key(seed, i, 0)
         out[i] = beta(st, a, b)
     return out
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def normal_rows(out, col0, seed, stream, std):
+    """``out[i, col0:] = std * N(0, 1)`` draws, row ``i`` from the counter stream ``(seed, stream,
+    i)`` (Box-Muller, both of each pair), in parallel over rows: the same table whatever the
+    number of threads, and row ``i``'s values do not depend on how many rows there are."""
+    n, m = out.shape
+    for i in prange(n):
+        s = stream_key(seed, stream, i)
+        j = col0
+        while j < m:
+            s += _GOLDEN
+            u1 = ((mix64(s) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+            s += _GOLDEN
+            u2 = ((mix64(s) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+            r = std * math.sqrt(-2.0 * math.log(u1))
+            t = 2.0 * math.pi * u2
+            out[i, j] = r * math.cos(t)
+            if j + 1 < m:
+                out[i, j + 1] = r * math.sin(t)
+            j += 2
