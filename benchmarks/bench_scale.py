@@ -12,8 +12,10 @@
 
 3. Features: a whole 5-epoch ``fit`` (initialisation, validation and the loss probes included) on
    200,000 rows of 10 nonzeros against the number of features (1e6 and 1e7, d=16), on 1 thread and
-   all threads, with the time of the factor table's draw alone.  A fit should cost about the same
-   per row whatever the size of the feature space it touches a small part of.
+   all threads, without early stopping and with it (the default above 1,000 rows: a validation
+   score each epoch, a copy of the best epoch's model), with the time of the table's draw alone.
+   A fit should cost about the same per row whatever the size of the feature space it touches a
+   small part of.
 
 4. Threads: a whole 10-epoch ``fit`` on 200,000 Frappe-shaped rows (d=64, batch 2048), on 1
    thread and on all threads (alternating, best of 3), without early stopping and with it (the
@@ -108,11 +110,12 @@ def part_features(quick, n_jobs):
     data = {f: random_rows(rows, f, 10, rng) for f in feats}
     print(f"\n## Features: a whole fit of 5 epochs on {rows} rows, 10 nonzeros each (Adam, batch "
           "2048, d=16, no early stopping; best of 3), and the factor table's draw alone")
-    print(f"{'threads':>7} {'features':>10} {'init s':>8} {'fit s':>8} {'us/row/epoch':>13} "
-          f"{'per row / smallest':>19}")
+    print(f"{'threads':>7} {'early_stopping':>14} {'features':>10} {'init s':>8} {'fit s':>8} "
+          f"{'us/row/epoch':>13} {'per row / smallest':>19}")
     X, y = random_rows(2000, 1000, 10, rng)
     epoch_seconds(X, y, 16, n_jobs, 1)  # JIT warm-up
-    for threads in sorted({1, n_jobs or numba.config.NUMBA_NUM_THREADS}):
+    for threads, early in [(t, e) for t in sorted({1, n_jobs or numba.config.NUMBA_NUM_THREADS})
+                           for e in (False, True)]:
         base = None
         for f in feats:
             X, y = data[f]
@@ -123,7 +126,8 @@ def part_features(quick, n_jobs):
                     FMCore.init_params(f, 16, np.float32, np.random.default_rng(0), 0.01)
                     t_init.append(time.perf_counter() - t0)
                 est = FMClassifier(n_factors=16, learning_rate_init=1e-3, batch_size=2048,
-                                   max_iter=5, tol=0.0, early_stopping=False, random_state=0,
+                                   max_iter=5, tol=0.0, n_iter_no_change=6,
+                                   early_stopping=early, final_epochs=0, random_state=0,
                                    n_jobs=threads)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -133,7 +137,7 @@ def part_features(quick, n_jobs):
                 del est
             per_row = min(t_fit) / (5 * rows)
             base = base or per_row
-            print(f"{threads:7d} {f:10d} {min(t_init):8.3f} {min(t_fit):8.3f} "
+            print(f"{threads:7d} {str(early):>14} {f:10d} {min(t_init):8.3f} {min(t_fit):8.3f} "
                   f"{1e6 * per_row:13.3f} {per_row / base:19.2f}", flush=True)
 
 

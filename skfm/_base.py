@@ -1,6 +1,7 @@
 """Shared estimator logic: input validation and encoding, fit / partial_fit, warm start, fields,
 the early-stopping split, fitted attributes, tags (the epochs run in skfm._trainer)."""
 import copy
+import mmap
 from numbers import Integral
 
 import numpy as np
@@ -462,7 +463,7 @@ class BaseFactorizationMachine(BaseEstimator):
                                                  self._dtype, rng, self.init_std)
                                 for _ in range(Y.shape[1])]
             self._states_solver = None
-        if not first_call:  # a model loaded with joblib.load(..., mmap_mode="r") is read-only
+        if not first_call:  # any read-only array left (see _private_maps) is copied
             self._params = [_writeable(p) for p in self._params]
             if hasattr(self, "_states"):
                 self._states = [_writeable(s) for s in self._states]
@@ -603,6 +604,10 @@ class BaseFactorizationMachine(BaseEstimator):
                     f"skfm {version} and use it there).")
             state = PICKLE_MIGRATIONS[fmt](state)
             fmt += 1
+        for name in ("_params", "_states"):  # see _private_maps
+            if isinstance(state.get(name), list):
+                state[name] = [_private_maps(p) if isinstance(p, dict) else p
+                               for p in state[name]]
         super().__setstate__(state)
 
     def _forget(self):
@@ -675,6 +680,26 @@ class _FitSnapshot:
             est.__dict__[name] = [dict(d) for d in dicts]
         if self.rng is not None:
             est._rng = copy.deepcopy(self.rng)
+
+
+def _private_maps(arrays):
+    """The dict of parameter (or optimizer state) arrays with every read-only memory map (as
+    ``joblib.load(..., mmap_mode="r")`` gives) mapped again copy-on-write (``mode="c"``): the
+    same file pages, shared with other processes until written, and a writable array.  Numba
+    compiles one version of a kernel per argument type, and a read-only array is another type:
+    kept read-only, a memory-mapped model would compile its own version of every prediction
+    kernel (for NFM, DCN and DeepFM, whose prediction runs their training blocks in inference
+    mode, tens of seconds).  Nothing is ever written to the file: a write (training a loaded
+    model further) goes to the process's private copy of the page."""
+    out = {}
+    for k, a in arrays.items():
+        if (isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap) and a.size
+                and not a.flags.writeable and a.filename is not None):
+            a = np.memmap(a.filename, dtype=a.dtype, mode="c", offset=a.offset, shape=a.shape,
+                          order="F" if a.flags.f_contiguous and not a.flags.c_contiguous
+                          else "C")
+        out[k] = a
+    return out
 
 
 def _writeable(arrays):

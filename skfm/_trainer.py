@@ -49,8 +49,9 @@ def readonly(a):
     passed as they are: training writes them, and prediction shares training's compiled code
     (NFM's, DCN's and DeepFM's prediction runs their training blocks in inference mode, a
     stack that takes tens of seconds to compile: read-only parameter views for prediction
-    would compile it twice).  A memory-mapped, read-only model compiles its own version of
-    the prediction kernels."""
+    would compile it twice).  A model that ``joblib.load(..., mmap_mode="r")`` maps read-only
+    is mapped again copy-on-write as it loads (``skfm._base._private_maps``), so it, too, runs
+    the kernels compiled for writable parameters."""
     v = a.view()
     v.flags.writeable = False
     return v

@@ -4,6 +4,7 @@ Data-dependent tests run on dense input and on two sparse formats (CSR, the nati
 CSC, which the estimators convert), in the style of scikit-learn's ``test_sgd.py``.
 """
 import io
+import pathlib
 import pickle
 import re
 
@@ -257,6 +258,30 @@ def test_pickle_and_joblib_round_trip(Est, tmp_path):
         assert np.array_equal(restored.saliency(X, y), est.saliency(X, y))
 
 
+def test_memory_mapped_model_is_mapped_copy_on_write(tmp_path):
+    """joblib.load(..., mmap_mode="r") gives read-only memory maps; the estimator maps them again
+    copy-on-write: still memory maps of the file (shared pages), writable, so prediction runs
+    the kernels compiled for writable parameters (no read-only version is compiled), and a
+    further fit of the loaded model leaves the file byte-identical."""
+    from skfm._kernels import fm as kfm
+    X, y = make_fm_classification(300, n_fields=4, field_size=5, random_state=0)
+    est = FMClassifier(n_factors=3, max_iter=3, random_state=0).fit(X, y)
+    path = tmp_path / "model.joblib"
+    joblib.dump(est, path)
+    before = path.read_bytes()
+    loaded = joblib.load(path, mmap_mode="r")
+    T = loaded._params[0]["T"]
+    assert isinstance(T, np.memmap) and T.mode == "c" and T.flags.writeable
+    assert T.filename is not None and pathlib.Path(T.filename).samefile(path)
+    assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    readonly_tables = [sig for sig in kfm.fm_decision.signatures
+                       if any(getattr(t, "ndim", 0) == 2 and not t.mutable for t in sig)]
+    assert readonly_tables == []
+    loaded.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert path.read_bytes() == before
+    assert not np.array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
 @pytest.mark.parametrize("Est", ESTIMATORS, ids=_name)
 def test_pickled_model_can_continue_training(Est):
     X, y = data_for(Est)
@@ -271,13 +296,14 @@ def test_pickled_model_can_continue_training(Est):
 @pytest.mark.parametrize("Est", [FMClassifier, SMFMRegressor, NFMClassifier, AFMRegressor],
                          ids=_name)
 def test_memory_mapped_model_can_continue_training(Est, tmp_path):
-    """joblib.load(..., mmap_mode="r") gives read-only parameter arrays: partial_fit and a
-    warm-started fit train on copies (the file is left alone) and match an in-memory model."""
+    """joblib.load(..., mmap_mode="r") maps the parameter arrays copy-on-write: partial_fit and a
+    warm-started fit train on the process's private pages (the file is left alone) and match an
+    in-memory model."""
     X, y = data_for(Est)
     est = Est(n_factors=3, max_iter=2, warm_start=True, random_state=0).fit(X, y)
     joblib.dump(est, tmp_path / "model.joblib")
     mapped = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
-    assert not mapped._params[0]["T"].flags.writeable
+    assert mapped._params[0]["T"].mode == "c"
     on_disk = np.array(mapped._params[0]["T"])
     for model in (est, mapped):
         model.partial_fit(X, y)
