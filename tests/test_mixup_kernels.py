@@ -77,7 +77,7 @@ def test_normal_rows_distribution(dtype):
     """normal_rows(T, 1, seed, 0, std) leaves column 0 at zero and fills the rest with N(0, std^2)
     draws: KS p >= 1e-3 on all of them, on one column and on one row's cells across rows; the
     lag-1 correlation along a row and down a column within 5 standard errors of 0 (the two
-    Box-Muller halves of a pair, and neighbouring rows' streams, are independent)."""
+    halves of a polar-method pair, and neighbouring rows' streams, are independent)."""
     n, m, std = 4000, 17, 0.25
     T = np.zeros((n, m), dtype)
     normal_rows(T, 1, 12345, 0, std)
@@ -88,7 +88,7 @@ def test_normal_rows_distribution(dtype):
     se = 1 / np.sqrt(V.size)
     assert abs(np.corrcoef(V[:, :-1].ravel(), V[:, 1:].ravel())[0, 1]) < 5 * se
     assert abs(np.corrcoef(V[:-1].ravel(), V[1:].ravel())[0, 1]) < 5 * se
-    # an odd number of columns: the last one is a cos half, still standard normal
+    # an odd number of columns: the last one is a first half, still standard normal
     assert stats.kstest(V[:, -1], "norm").pvalue >= P_MIN
 
 
