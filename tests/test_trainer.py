@@ -76,3 +76,36 @@ def test_numba_threads_holds_every_blas_to_one_thread_and_restores():
             assert numba.get_num_threads() == n_threads(1)
         assert blas_threads() == before
         assert numba.get_num_threads() == numba_before
+
+
+@pytest.mark.parametrize("n_unused", [0, 2000])
+def test_early_stopping_restores_the_best_epoch_exactly(n_unused):
+    """The model early stopping returns is, bit for bit, the model of a fit stopped at its best
+    epoch: same random_state, so the same split and the same first epochs.  With 2,000 feature
+    columns that no row uses (more than half the table), only the used rows of the factor table
+    are copied at each new best epoch (skfm._trainer.BestModel); the unused rows keep their
+    initial values."""
+    import scipy.sparse as sp
+
+    from skfm._base import to_csr_data
+    from skfm._trainer import BestModel
+    X, y = make_fm_regression(n_samples=1500, n_fields=4, field_size=6, random_state=0)
+    X = sp.hstack([sp.csr_matrix(X), sp.csr_matrix((X.shape[0], n_unused))]).tocsr()
+    kw = dict(n_factors=4, early_stopping=True, final_epochs=0, learning_rate_init=0.05,
+              n_iter_no_change=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = FMRegressor(max_iter=30, **kw).fit(X, y)
+        best = int(np.argmax(full.validation_scores_)) + 1
+        assert 1 < best < 30  # a later epoch validated worse: the restore is exercised
+        stopped = FMRegressor(max_iter=best, **kw).fit(X, y)
+    for a, b in zip(full._params, stopped._params):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    rows = BestModel(to_csr_data(X, np.float64), X.shape[1]).rows
+    assert (rows is not None) == (n_unused > 0)
+    if n_unused:
+        initial = FMRegressor(max_iter=1, **kw)
+        initial.fit(X, y)
+        np.testing.assert_array_equal(full._params[0]["T"][-n_unused:],
+                                      initial._params[0]["T"][-n_unused:])
