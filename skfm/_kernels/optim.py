@@ -1,7 +1,9 @@
 """Lazy optimizers: update only the parameter rows a minibatch touched.
 
-Solver ids: ``SGD`` (0), ``ADAGRAD`` (1), ``ADAM`` (2).  State arrays have a leading axis of 2:
-``state[0]`` is Adam's first moment, ``state[1]`` Adam's second moment or Adagrad's accumulator.
+Solver ids: ``SGD`` (0), ``ADAGRAD`` (1), ``ADAM`` (2); ``NO_UPDATE`` (3) leaves the rows as they
+are (``skeleton.batch_gradient`` runs the training's gradient phase with it).  State arrays have
+a leading axis of 2: ``state[0]`` is Adam's first moment, ``state[1]`` Adam's second moment or
+Adagrad's accumulator.
 
 Adam's bias correction uses the global step count ``t`` (as ``torch.optim.SparseAdam`` and
 TensorFlow's LazyAdam do): ``lr_t = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``.  A row that a
@@ -18,6 +20,7 @@ from . import FASTMATH
 SGD = 0
 ADAGRAD = 1
 ADAM = 2
+NO_UPDATE = 3
 
 
 @njit(cache=True, fastmath=False)
@@ -57,6 +60,8 @@ def row_coefs(coef, lr, lr_t, beta_1, beta_2, eps):
 def update_row(P, S, G, u, j, solver, coef):
     """``P[j] -= step(G[u])`` with state ``S[:, j]`` and constants ``coef`` (see row_coefs);
     returns False if P[j] became non-finite."""
+    if solver == NO_UPDATE:
+        return True
     k = P.shape[1]
     total = 0.0  # any inf/nan in the row makes the sum non-finite
     if solver == ADAM:

@@ -31,7 +31,7 @@ from numba.extending import overload
 from . import FASTMATH
 from .csr import (LANES, batch_capacity, batch_transposed, lane_range, transpose_batch,
                   transpose_buffers, transposer)
-from .optim import ADAM, adam_lr, row_coefs, update_dense, update_row
+from .optim import ADAM, NO_UPDATE, adam_lr, row_coefs, update_dense, update_row
 
 _HOOKS = {}
 
@@ -129,14 +129,6 @@ def grads_and_update(spec, ws, nu, uniq, ptr, occ_b, occ_x, T, alpha, GT, stT, s
             bad[u] = 0 if ok else 1
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def feature_grads(spec, ws, nu, uniq, ptr, occ_b, occ_x, T, alpha, GT):
-    """Phase 2 without the update (batch_gradient)."""
-    for lane in prange(LANES):
-        for u in range(*lane_range(lane, nu, ptr)):
-            feature_grad(spec, ws, u, uniq, ptr, occ_b, occ_x, T, alpha, GT)
-
-
 @njit(cache=True, fastmath=False)
 def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, st0, stT, stH, solver, lr,
                 beta_1, beta_2, eps, step, loss_id, alpha, slots, spec):
@@ -206,10 +198,13 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, loss_id, alpha, slot,
     uniq, cnt, ptr, occ_b = transpose_buffers(cap)
     occ_x = np.empty(cap, vals.dtype)
     nu = transpose_batch(indptr, indices, vals, zero, B, slot, uniq, cnt, ptr, occ_b, occ_x)
-    GT = np.empty((nu, T.shape[1]), T.dtype)
-    feature_grads(spec, ws, nu, uniq, ptr, occ_b, occ_x, T, alpha, GT)
+    GT = np.empty((cap, T.shape[1]), T.dtype)
+    # phase 2 as training compiles it, with a solver that updates nothing (no second kernel)
+    no_state = np.empty((2, 0, T.shape[1]), T.dtype)
+    grads_and_update(spec, ws, nu, uniq, ptr, occ_b, occ_x, T, alpha, GT, no_state,
+                     np.int64(NO_UPDATE), np.zeros(7, T.dtype), np.zeros(cap, np.uint8))
     reg = 0.0
     for u in range(nu):
         for k in range(T.shape[1]):
             reg += T[uniq[u], k] * T[uniq[u], k]
-    return obj + 0.5 * alpha * reg + penalty(spec, H), g0, uniq[:nu].copy(), GT, GH
+    return obj + 0.5 * alpha * reg + penalty(spec, H), g0, uniq[:nu].copy(), GT[:nu].copy(), GH
