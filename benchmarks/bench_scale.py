@@ -101,6 +101,19 @@ def part_scale(quick, n_jobs):
               f"{X.nnz / s:11.0f}", flush=True)
 
 
+def fit_seconds(X, y, d, epochs, early, n_jobs):
+    """Seconds of one whole FMClassifier fit (Adam, batch 2048) that runs all ``epochs``
+    (tol=0, no final epochs), with or without early stopping."""
+    est = FMClassifier(n_factors=d, learning_rate_init=1e-3, batch_size=2048, max_iter=epochs,
+                       tol=0.0, n_iter_no_change=epochs + 1, early_stopping=early,
+                       final_epochs=0, random_state=0, n_jobs=n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t0 = time.perf_counter()
+        est.fit(X, y)
+        return time.perf_counter() - t0
+
+
 def part_features(quick, n_jobs):
     from skfm._cores import FMCore
     from skfm._trainer import numba_threads
@@ -125,16 +138,7 @@ def part_features(quick, n_jobs):
                     t0 = time.perf_counter()
                     FMCore.init_params(f, 16, np.float32, np.random.default_rng(0), 0.01)
                     t_init.append(time.perf_counter() - t0)
-                est = FMClassifier(n_factors=16, learning_rate_init=1e-3, batch_size=2048,
-                                   max_iter=5, tol=0.0, n_iter_no_change=6,
-                                   early_stopping=early, final_epochs=0, random_state=0,
-                                   n_jobs=threads)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    t0 = time.perf_counter()
-                    est.fit(X, y)
-                    t_fit.append(time.perf_counter() - t0)
-                del est
+                t_fit.append(fit_seconds(X, y, 16, 5, early, threads))
             per_row = min(t_fit) / (5 * rows)
             base = base or per_row
             print(f"{threads:7d} {str(early):>14} {f:10d} {min(t_init):8.3f} {min(t_fit):8.3f} "
@@ -153,15 +157,7 @@ def part_threads(quick):
         best = {k: np.inf for k in counts}
         for rep in range(4):  # the first round compiles and warms the caches
             for k in counts:
-                est = FMClassifier(n_factors=64, learning_rate_init=1e-3, batch_size=2048,
-                                   max_iter=10, tol=0.0, n_iter_no_change=11,
-                                   early_stopping=early, final_epochs=0, random_state=0,
-                                   n_jobs=k)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    t0 = time.perf_counter()
-                    est.fit(X, y)
-                    t = time.perf_counter() - t0
+                t = fit_seconds(X, y, 64, 10, early, k)
                 if rep:
                     best[k] = min(best[k], t)
         print(f"{str(early):>14} " + " ".join(f"{best[k]:9.3f}" for k in counts)
