@@ -510,8 +510,8 @@ class BestModel:
     A fit changes only the rows of a factor table ``T`` whose features occur in its training
     rows X (a minibatch updates, and lazily regularises, the rows of its own features; mixed
     rows have their parents' features), so where those are under half of the table only they
-    are copied: with 1e7 features and 2e6 of them in the data, each new best epoch copies a
-    fifth of the table instead of all of it."""
+    are copied: in bench_scale's 1e7-feature fit, 148,199 features occur, so each new best
+    epoch copies 1.5% of the table instead of all of it."""
 
     def __init__(self, X, n_features):
         seen = np.zeros(n_features, bool)
