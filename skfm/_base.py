@@ -608,7 +608,9 @@ class BaseFactorizationMachine(BaseEstimator):
             if isinstance(state.get(name), list):
                 state[name] = [_private_maps(p) if isinstance(p, dict) else p
                                for p in state[name]]
-        super().__setstate__(state)
+        # and the arrays kept beside them (fields_, classes_): a read-only fields_ alone made
+        # DeepFM, DCN and IFM compile a second version of their prediction kernels
+        super().__setstate__(_private_maps(state))
 
     def _forget(self):
         for name in ("_params", "_states", "_states_solver", "n_iter_", "t_", "loss_curve_",
@@ -683,17 +685,20 @@ class _FitSnapshot:
 
 
 def _private_maps(arrays):
-    """The dict of parameter (or optimizer state) arrays with every read-only memory map (as
-    ``joblib.load(..., mmap_mode="r")`` gives) mapped again copy-on-write (``mode="c"``): the
-    same file pages, shared with other processes until written, and a writable array.  Numba
-    compiles one version of a kernel per argument type, and a read-only array is another type:
-    kept read-only, a memory-mapped model would compile its own version of every prediction
-    kernel (for NFM, DCN and DeepFM, whose prediction runs their training blocks in inference
-    mode, tens of seconds).  Nothing is ever written to the file: a write (training a loaded
-    model further) goes to the process's private copy of the page."""
+    """The dict of arrays (parameters, optimizer states, an estimator's state) with every
+    read-only memory map (as ``joblib.load(..., mmap_mode="r")`` gives) mapped again
+    copy-on-write (``mode="c"``): the same file pages, shared with other processes until
+    written, and a writable array.  Numba compiles one version of a kernel per argument type,
+    and a read-only array is another type: kept read-only, a memory-mapped model would compile
+    its own version of every prediction kernel (for NFM, DCN and DeepFM, whose prediction runs
+    their training blocks in inference mode, tens of seconds).  Nothing is ever written to the
+    file: a write (training a loaded model further) goes to the process's private copy of the
+    page."""
     out = {}
     for k, a in arrays.items():
-        if (isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap) and a.size
+        if isinstance(a, np.memmap) and not a.flags.writeable and not a.size:
+            a = np.array(a)  # an empty array: nothing to map, nothing to share
+        elif (isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap)
                 and not a.flags.writeable and a.filename is not None):
             a = np.memmap(a.filename, dtype=a.dtype, mode="c", offset=a.offset, shape=a.shape,
                           order="F" if a.flags.f_contiguous and not a.flags.c_contiguous

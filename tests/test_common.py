@@ -172,6 +172,36 @@ def test_pickle_round_trip(entry):
     assert fresh.get_params() == entry.cls(**entry.fast).get_params()
 
 
+def _read_only_arrays(obj, path="est", depth=0):
+    """Paths of the read-only arrays reachable from obj (attributes, dicts, lists, tuples)."""
+    if isinstance(obj, np.ndarray):
+        return [] if obj.flags.writeable else [path]
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    elif depth < 3 and hasattr(obj, "__dict__") and not isinstance(obj, type):
+        items = vars(obj).items()
+    else:
+        return []
+    return [p for k, v in items for p in _read_only_arrays(v, f"{path}[{k!r}]", depth + 1)]
+
+
+@entries
+def test_memory_mapped_model_has_no_read_only_array(entry, tmp_path):
+    """joblib.load(..., mmap_mode="r") gives read-only memory maps of every array; the estimator
+    maps each again copy-on-write, so that no kernel is called with a read-only array (Numba
+    would compile a second version of it: a read-only fields_ alone cost DeepFM, DCN and IFM a
+    second compile of their prediction kernels) and the model predicts as the original."""
+    import joblib
+    est, X, _ = _fitted(entry, fields="auto")
+    joblib.dump(est, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
+    assert isinstance(loaded.fields_, np.memmap)  # the test sees memory maps at all
+    assert _read_only_arrays(loaded) == []
+    np.testing.assert_array_equal(_output(loaded, X), _output(est, X))
+
+
 # --------------------------------------------------------------------------- docstrings
 @entries
 def test_docstring_names_every_parameter_and_attribute(entry):

@@ -48,8 +48,9 @@ def _install_cache_locator():
     stamp = digest.hexdigest()
 
     class KernelsCacheLocator(caching._CacheLocator):
-        def __init__(self, base):
+        def __init__(self, base, py_file):
             self._base = base
+            self._py_file = py_file  # Numba's warning that a function cannot be cached names it
 
         def ensure_cache_path(self):
             self._base.ensure_cache_path()
@@ -71,7 +72,7 @@ def _install_cache_locator():
                 if other is not cls:
                     base = other.from_function(py_func, py_file)
                     if base is not None:
-                        return cls(base)
+                        return cls(base, py_file)
             return None
 
     if not any(getattr(c, "__name__", "") == "KernelsCacheLocator"
