@@ -1,8 +1,9 @@
 """Lazy optimizers: update only the parameter rows a minibatch touched.
 
-Solver ids: ``SGD`` (0), ``ADAGRAD`` (1), ``ADAM`` (2); ``NO_UPDATE`` (3) leaves the rows as they
-are (``skeleton.batch_gradient`` runs the training's gradient phase with it).  State arrays have
-a leading axis of 2: ``state[0]`` is Adam's first moment, ``state[1]`` Adam's second moment or
+Solver ids: ``SGD`` (0), ``ADAGRAD`` (1), ``ADAM`` (2); ``RECORD`` (3) leaves the parameters as
+they are and writes the step's gradient into ``state[0]`` (``skeleton.batch_gradient`` reads the
+training's gradients with it: one batch of ``train_epoch``, no kernel of its own).  State arrays
+have a leading axis of 2: ``state[0]`` is Adam's first moment, ``state[1]`` Adam's second moment or
 Adagrad's accumulator.
 
 Adam's bias correction uses the global step count ``t`` (as ``torch.optim.SparseAdam`` and
@@ -20,7 +21,7 @@ from . import FASTMATH
 SGD = 0
 ADAGRAD = 1
 ADAM = 2
-NO_UPDATE = 3
+RECORD = 3
 
 
 @njit(cache=True, fastmath=False)
@@ -60,7 +61,9 @@ def row_coefs(coef, lr, lr_t, beta_1, beta_2, eps):
 def update_row(P, S, G, u, j, solver, coef):
     """``P[j] -= step(G[u])`` with state ``S[:, j]`` and constants ``coef`` (see row_coefs);
     returns False if P[j] became non-finite."""
-    if solver == NO_UPDATE:
+    if solver == RECORD:
+        for c in range(P.shape[1]):
+            S[0, j, c] = G[u, c]
         return True
     k = P.shape[1]
     total = 0.0  # any inf/nan in the row makes the sum non-finite
@@ -97,6 +100,10 @@ def update_row(P, S, G, u, j, solver, coef):
 def update_dense(P, S, G, solver, lr, lr_t, beta_1, beta_2, eps):
     """Dense update of a flat parameter vector P with state S (2, len(P)) and gradient G."""
     ok = True
+    if solver == RECORD:
+        for c in range(P.shape[0]):
+            S[0, c] = G[c]
+        return ok
     for c in range(P.shape[0]):
         p, m, v = update_elem(P[c], G[c], S[0, c], S[1, c], solver, lr, lr_t, beta_1, beta_2, eps)
         S[0, c] = m

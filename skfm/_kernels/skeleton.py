@@ -29,9 +29,8 @@ from numba import njit, prange
 from numba.extending import overload
 
 from . import FASTMATH
-from .csr import (LANES, batch_capacity, batch_transposed, lane_range, transpose_batch,
-                  transpose_buffers, transposer)
-from .optim import ADAM, NO_UPDATE, adam_lr, row_coefs, update_dense, update_row
+from .csr import LANES, batch_capacity, batch_transposed, lane_range, transposer
+from .optim import ADAM, RECORD, adam_lr, row_coefs, update_dense, update_row
 
 _HOOKS = {}
 
@@ -179,32 +178,41 @@ def train_epoch(indptr, indices, data, y, sw, batch_size, w0, T, H, st0, stT, st
 
 
 @njit(cache=True, fastmath=False)
+def objective_penalty(spec, H):
+    """The model's penalty hook on H, callable from Python (for batch_gradient)."""
+    return penalty(spec, H)
+
+
+def _readonly(a):
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
 def batch_gradient(indptr, indices, data, y, sw, w0, T, H, loss_id, alpha, slot, spec):
-    """The gradient of one batch's objective along the training code path, nothing updated:
-    all rows of the CSR block as one batch, step 0 (a spec with dropout keys its masks by it).
-    Objective: (1/B) sum_b sw_b l(f_b, y_b) + (alpha/2) sum_{j in batch} ||T_j||^2 + the
-    model's penalty on H.  ``slot``: (n_features,) int32, -1 everywhere (restored).
+    """The gradient of one batch's objective, as training computes it: ``train_epoch`` itself
+    over all rows of the CSR block as one batch (step 0: a spec with dropout keys its masks by
+    it), with the RECORD solver, which writes the gradients into the optimizer state and updates
+    no parameter; no kernel of its own is compiled.  The rows and targets are passed read-only
+    and the state as training's, so the training kernel compiled for the estimators serves.  The
+    spec's arrays are copied first (``after_step`` updates batch norm's running statistics).
+    Objective: (1/B) sum_b sw_b l(f_b, y_b) + (alpha/2) sum_{j in batch} ||T_j||^2 + the model's
+    penalty on H.  ``slot``: (n_features,) int32, all -1 (left so).
 
     Returns (objective, d/dw0, unique features, their gradient rows, d/dH)."""
     B = indptr.shape[0] - 1
-    zero = np.int64(0)  # not a literal: callees keep the signature train_epoch gives them
-    ws = workspace(spec, indptr, B, T, H)
-    GH = np.zeros(H.shape[0])
-    obj, g0 = forward_backward(spec, ws, indptr, indices, data, y, sw, zero, B, w0, T, H,
-                               loss_id, zero, GH)
-    obj /= B
-    vals = values(spec, indptr, data)
-    cap = indptr[B] - indptr[0]
-    uniq, cnt, ptr, occ_b = transpose_buffers(cap)
-    occ_x = np.empty(cap, vals.dtype)
-    nu = transpose_batch(indptr, indices, vals, zero, B, slot, uniq, cnt, ptr, occ_b, occ_x)
-    GT = np.empty((cap, T.shape[1]), T.dtype)
-    # phase 2 as training compiles it, with a solver that updates nothing (no second kernel)
-    no_state = np.empty((2, 0, T.shape[1]), T.dtype)
-    grads_and_update(spec, ws, nu, uniq, ptr, occ_b, occ_x, T, alpha, GT, no_state,
-                     np.int64(NO_UPDATE), np.zeros(7, T.dtype), np.zeros(cap, np.uint8))
-    reg = 0.0
-    for u in range(nu):
-        for k in range(T.shape[1]):
-            reg += T[uniq[u], k] * T[uniq[u], k]
-    return obj + 0.5 * alpha * reg + penalty(spec, H), g0, uniq[:nu].copy(), GT[:nu].copy(), GH
+    spec = spec._replace(**{name: value.copy() for name, value in zip(spec._fields, spec)
+                            if isinstance(value, np.ndarray)})
+    st0 = np.zeros((2, 1))
+    stT = np.zeros((2,) + T.shape, T.dtype)
+    stH = np.zeros((2, H.shape[0]))
+    total, _, status = train_epoch(
+        _readonly(indptr), _readonly(indices), _readonly(data), _readonly(y), _readonly(sw),
+        np.int64(max(B, 1)), w0, T, H, st0, stT, stH, np.int64(RECORD), 0.0, 0.9, 0.999, 1e-8,
+        np.int64(-1), np.int64(loss_id), float(alpha), slot.reshape(1, -1), spec)
+    if status:
+        raise FloatingPointError("the batch's loss or a gradient is not finite")
+    uniq = np.unique(indices[indptr[0]:indptr[B]]).astype(np.int32)
+    reg = float(np.sum(np.asarray(T[uniq], np.float64) ** 2))
+    obj = total / B + 0.5 * alpha * reg + objective_penalty(spec, H)
+    return obj, st0[0, 0], uniq, stT[0, uniq], stH[0].copy()
