@@ -40,6 +40,11 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks([e.cls(random_state=0) for e in ENTRIES],
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if name in _MINIBATCH_LIMITATIONS:
+        # expected to fail (and marked so): running it would only spend time (up to 4 s per
+        # estimator) on a result that cannot change the outcome of a non-strict xfail
+        pytest.xfail(_MINIBATCH_LIMITATIONS[name])
     check(estimator)
 
 
