@@ -112,8 +112,8 @@ def test_lane_range_partitions_features_in_balanced_contiguous_ranges(
 
 
 def test_fm_train_epoch_is_the_same_for_any_number_of_lanes():
-    """FM on the minibatch skeleton with 1, 2, 3 and 5 transposition lanes (several batch groups, a short
-    last batch): bit-identical parameters and losses."""
+    """FM on the minibatch skeleton with 1, 2, 3 and 5 transposition lanes (several batch
+    groups, a short last batch): bit-identical parameters and losses."""
     X = random_block(7, 700, 50, 9, np.float32)
     rng = np.random.default_rng(0)
     y = readonly(rng.integers(0, 2, X.shape[0]).astype(np.float64))
@@ -276,7 +276,9 @@ def test_csr_check_is_the_naive_check(data):
     vals = np.array(data.draw(st.lists(values, min_size=nnz, max_size=nnz)), dtype=dtype)
     expected = naive_check(indptr, indices, vals, n_cols)
     bits, exp_mask, abs_mask = kcsr.float_bits(vals)
-    got = kcsr.csr_check(indptr, indices, bits, exp_mask, abs_mask, n_cols)
+    # read-only views, as to_csr_data passes them (one compiled version of the kernel)
+    got = kcsr.csr_check(readonly(indptr), readonly(indices), readonly(bits), exp_mask, abs_mask,
+                         n_cols)
     assert got == expected, (got, expected)
 
 
@@ -289,8 +291,10 @@ def test_csr_check_over_many_chunks():
     X.data[:] = rng.uniform(1, 2, X.nnz)
     X.sort_indices()
 
-    def args():
-        return (X.indptr.astype(np.int64), X.indices, *kcsr.float_bits(X.data), 50)
+    def args():  # read-only views, as to_csr_data passes them
+        bits, exp_mask, abs_mask = kcsr.float_bits(X.data)
+        return (readonly(X.indptr.astype(np.int64)), readonly(X.indices), readonly(bits),
+                exp_mask, abs_mask, 50)
 
     assert kcsr.csr_check(*args()) == 0
     p = kcsr._CHECK_CHUNK  # the first entry of the second chunk
