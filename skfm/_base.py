@@ -696,13 +696,13 @@ def _private_maps(arrays):
     page."""
     out = {}
     for k, a in arrays.items():
-        if isinstance(a, np.memmap) and not a.flags.writeable and not a.size:
-            a = np.array(a)  # an empty array: nothing to map, nothing to share
-        elif (isinstance(a, np.memmap) and isinstance(a.base, mmap.mmap)
-                and not a.flags.writeable and a.filename is not None):
-            a = np.memmap(a.filename, dtype=a.dtype, mode="c", offset=a.offset, shape=a.shape,
-                          order="F" if a.flags.f_contiguous and not a.flags.c_contiguous
-                          else "C")
+        if isinstance(a, np.memmap) and not a.flags.writeable:
+            if not a.size:
+                a = np.array(a)  # an empty array: nothing to map, nothing to share
+            elif isinstance(a.base, mmap.mmap) and a.filename is not None:
+                fortran = a.flags.f_contiguous and not a.flags.c_contiguous
+                a = np.memmap(a.filename, dtype=a.dtype, mode="c", offset=a.offset,
+                              shape=a.shape, order="F" if fortran else "C")
         out[k] = a
     return out
 

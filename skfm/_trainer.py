@@ -323,7 +323,7 @@ class Augmenter:
         ym = ws.array("mix_y", (n_new, Y.shape[1]), np.float64, order="F")
         swm = ws.array("mix_sw", (n_new,), np.float64)
         kmix.mix_fill(X.indptr, X.indices, X.data, readonly(Y), readonly(sw), parents, partners,
-                      lams, ip, ind, dat, ym, swm)  # read-only: one compiled version (readonly)
+                      lams, ip, ind, dat, ym, swm)  # read-only, as every kernel gets them
         return (ip, ind, dat, ym, swm), np.arange(n, n + n_new, dtype=np.int64)
 
     def select(self, core, params, X, Y, loss_id, parents, seed, epoch):

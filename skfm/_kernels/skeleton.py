@@ -183,12 +183,6 @@ def objective_penalty(spec, H):
     return penalty(spec, H)
 
 
-def _readonly(a):
-    a = a.view()
-    a.flags.writeable = False
-    return a
-
-
 def batch_gradient(indptr, indices, data, y, sw, w0, T, H, loss_id, alpha, slot, spec):
     """The gradient of one batch's objective, as training computes it: ``train_epoch`` itself
     over all rows of the CSR block as one batch (step 0: a spec with dropout keys its masks by
@@ -200,6 +194,7 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, loss_id, alpha, slot,
     penalty on H.  ``slot``: (n_features,) int32, all -1 (left so).
 
     Returns (objective, d/dw0, unique features, their gradient rows, d/dH)."""
+    from .._trainer import readonly  # (at call time: the trainer imports this module)
     B = indptr.shape[0] - 1
     spec = spec._replace(**{name: value.copy() for name, value in zip(spec._fields, spec)
                             if isinstance(value, np.ndarray)})
@@ -207,7 +202,7 @@ def batch_gradient(indptr, indices, data, y, sw, w0, T, H, loss_id, alpha, slot,
     stT = np.zeros((2,) + T.shape, T.dtype)
     stH = np.zeros((2, H.shape[0]))
     total, _, status = train_epoch(
-        _readonly(indptr), _readonly(indices), _readonly(data), _readonly(y), _readonly(sw),
+        readonly(indptr), readonly(indices), readonly(data), readonly(y), readonly(sw),
         np.int64(max(B, 1)), w0, T, H, st0, stT, stH, np.int64(RECORD), 0.0, 0.9, 0.999, 1e-8,
         np.int64(-1), np.int64(loss_id), float(alpha), slot.reshape(1, -1), spec)
     if status:
