@@ -12,10 +12,11 @@ from ._fm import (FMClassifier, FMRegressor, MixFMClassifier, MixFMRegressor, SM
                   SMFMRegressor)
 from ._ifm import IFMClassifier, IFMRegressor
 from ._nfm import NFMClassifier, NFMRegressor
+from ._precompile import precompile
 from ._version import __version__
 
 __all__ = ["AFMClassifier", "AFMRegressor", "DCNClassifier", "DCNRegressor", "DeepFMClassifier",
            "DeepFMRegressor", "FFMClassifier", "FFMRegressor", "FMClassifier", "FMRegressor",
            "IFMClassifier", "IFMRegressor", "MixFMClassifier", "MixFMRegressor", "NFMClassifier",
            "NFMRegressor", "SMFMClassifier", "SMFMRegressor", "TrainingDivergedError",
-           "__version__"]
+           "__version__", "precompile"]

@@ -102,7 +102,8 @@ SHARED_PARAMS = (
           "SGD).  The intercept is not penalised."),
     Param("init_std", 0.01, _non_negative(Real), "float",
           {"classifier": "Standard deviation of the normal initialisation of the factors (w "
-                         "and w0 start at 0).",
+                         "starts at 0, w0 at each class's weighted log-odds in the training "
+                         "rows).",
            "regressor": "Standard deviation of the normal initialisation of the factors (w "
                         "starts at 0, w0 at the weighted mean of the training targets)."}),
     Param("shuffle", True, ["boolean"], "bool",

@@ -167,3 +167,15 @@ def test_field_aware_default_passes_sklearn_checks(estimator, check):
     """fields="auto" on every input scikit-learn's checks feed (dense, sparse with int64
     indices, read-only memory maps, one column, one row)."""
     check(estimator)
+
+
+def test_precompile_rejects_what_it_cannot_compile():
+    from sklearn.linear_model import LogisticRegression
+
+    from skfm import FMClassifier, precompile
+    with pytest.raises(TypeError, match="LogisticRegression is not an skfm estimator"):
+        precompile([LogisticRegression])
+    with pytest.raises(ValueError, match="dtypes must name float32"):
+        precompile([FMClassifier], dtypes=[np.int64])
+    with pytest.raises(ValueError, match="dtypes must name float32"):
+        precompile([FMClassifier], dtypes=[])
