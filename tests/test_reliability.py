@@ -540,29 +540,37 @@ def test_numerical_edge_cases(entry):
     _check_finite(est, X, y)
 
 
-def test_classifier_intercept_starts_at_the_weighted_log_odds():
-    """Before its first step a classifier's w0 is each class's weighted log-odds, with half a
-    mean (nonzero) row weight added to each side: checked on a fit whose steps cannot move
-    it (learning rate 1e-12), binary and one-vs-rest, weighted; partial_fit's first batch sets
+def test_classifier_intercept_starts_at_the_weighted_log_odds_of_a_rare_class():
+    """Before its first step a classifier's w0 is, for a class rarer than 10% or more frequent
+    than 90% in the training rows, its weighted log-odds with half a mean (nonzero) row weight
+    added to each side, and 0 for any other class: checked on fits whose steps cannot move it
+    (learning rate 1e-12), binary and one-vs-rest, weighted; partial_fit's first batch sets
     it only when every class is in it."""
     from skfm import FMClassifier
     rng = np.random.default_rng(1)
     X = sp.random(300, 6, density=0.5, format="csr", random_state=1)
     kw = dict(learning_rate_init=1e-12, max_iter=1, early_stopping=False, random_state=0)
-    for y, sw in (((rng.random(300) < 0.1).astype(int), None),
-                  (rng.integers(0, 3, 300), rng.choice([0.0, 0.5, 3.0], 300))):
+    far = np.log(9.0)  # the log-odds of a 10% rate
+    cases = [((rng.random(300) < rate).astype(int), None) for rate in (0.04, 0.3, 0.96)]
+    cases.append((rng.choice(3, 300, p=[0.05, 0.35, 0.6]), rng.choice([0.0, 0.5, 3.0], 300)))
+    n_log_odds = n_zero = 0
+    for y, sw in cases:
         w = np.ones(300) if sw is None else sw
         half = 0.5 * w.sum() / np.count_nonzero(w)
         est = FMClassifier(**kw).fit(X, y, sample_weight=sw)
         classes = np.unique(y)
         cols = classes[1:] if len(classes) == 2 else classes
-        expected = [np.log((w[y == c].sum() + half) / (w[y != c].sum() + half)) for c in cols]
+        log_odds = [np.log((w[y == c].sum() + half) / (w[y != c].sum() + half)) for c in cols]
+        expected = [lo if abs(lo) > far else 0.0 for lo in log_odds]
+        n_log_odds += sum(e != 0 for e in expected)
+        n_zero += sum(e == 0 for e in expected)
         np.testing.assert_allclose(np.atleast_1d(est.intercept_), expected, atol=1e-6)
+    assert n_log_odds >= 3 and n_zero >= 3  # both branches checked
     # partial_fit: from its first batch when every class is in it, else at 0
-    y = np.arange(10) % 3 == 0
-    est = FMClassifier(**kw).partial_fit(X[:10], y, classes=[False, True])
-    np.testing.assert_allclose(est.intercept_, np.log(4.5 / 6.5), atol=1e-6)
-    est = FMClassifier(**kw).partial_fit(X[:10], np.zeros(10, int), classes=[0, 1])
+    y = np.arange(20) == 3
+    est = FMClassifier(**kw).partial_fit(X[:20], y, classes=[False, True])
+    np.testing.assert_allclose(est.intercept_, np.log(1.5 / 19.5), atol=1e-6)
+    est = FMClassifier(**kw).partial_fit(X[:20], np.zeros(20, int), classes=[0, 1])
     np.testing.assert_allclose(est.intercept_, 0.0, atol=1e-6)
 
 
