@@ -39,9 +39,9 @@ class AFMCore(SkeletonCore):
         self.dropout = float(dropout)
         self.attention_alpha = float(attention_alpha)
 
-    def init_params(self, n_features, n_factors, dtype, rng, init_std):
+    def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
         d, t = n_factors, self.attention_factor
-        T = factor_table(n_features, d, dtype, rng, init_std)
+        T = factor_table(n_features, d, dtype, rng, init_std, rows)
         g = np.sqrt(2.0 / (d + t))
         H = np.empty(kafm.head_size(d, t))
         H[:t * d] = rng.normal(0.0, g, size=t * d)          # W

@@ -4,7 +4,8 @@ A core holds no fitted state (only the model's structural options); its paramete
 dicts of arrays owned by the estimator, so estimators pickle and clone like any sklearn
 estimator.  The estimator builds its core with ``_make_core()``.  Every core provides
 
-- ``init_params(n_features, n_factors, dtype, rng, init_std)`` -> params
+- ``init_params(n_features, n_factors, dtype, rng, init_std, rows=None)`` -> params; ``rows``:
+  the features whose factor rows to draw (the others start at 0; see :func:`factor_table`)
 - ``init_state(params, solver)`` -> optimizer state (moments of the touched rows and the dense part)
 - ``decision(params, X)`` -> f(x) for the rows of a :class:`~skfm._trainer.CSRData`
 - ``saliency(params, X, y, loss_id)`` -> per-row SMFM saliency (Eq. 5)
@@ -25,20 +26,26 @@ import numpy as np
 from ._kernels import fm as kfm
 from ._kernels import skeleton
 from ._kernels.optim import ADAGRAD, ADAM, SGD
-from ._kernels.rng import normal_rows
+from ._kernels.rng import normal_rows, normal_rows_at
 from ._trainer import readonly_float64
 
 SOLVERS = {"sgd": SGD, "adagrad": ADAGRAD, "adam": ADAM}
 
 
-def factor_table(n_features, n_factors, dtype, rng, init_std):
+def factor_table(n_features, n_factors, dtype, rng, init_std, rows=None):
     """The table ``T = [w | V]`` (n_features, 1 + n_factors) of a model with one factor vector
     per feature: ``w = 0`` and ``V ~ N(0, init_std**2)``, drawn in parallel from one seed of
     ``rng`` by the counter-based generator (``skfm._kernels.rng.normal_rows``), so the table is
-    the same on any number of threads (run it under ``numba_threads(n_jobs)``)."""
+    the same on any number of threads (run it under ``numba_threads(n_jobs)``).  ``rows`` (sorted
+    int64 feature indices, or None for all): draw only these rows' ``V``, the others stay 0;
+    a drawn row has the values it has in the full draw."""
     T = np.zeros((n_features, 1 + n_factors), dtype=dtype)
     if n_factors and init_std > 0:
-        normal_rows(T, 1, int(rng.integers(0, 2**63 - 1)), 0, float(init_std))
+        seed = int(rng.integers(0, 2**63 - 1))
+        if rows is None:
+            normal_rows(T, 1, seed, 0, float(init_std))
+        else:
+            normal_rows_at(T, rows, 1, seed, 0, float(init_std))
     return T
 
 
@@ -48,8 +55,9 @@ class FMCore:
     name = "fm"
 
     @staticmethod
-    def init_params(n_features, n_factors, dtype, rng, init_std):
-        return {"w0": np.zeros(1), "T": factor_table(n_features, n_factors, dtype, rng, init_std)}
+    def init_params(n_features, n_factors, dtype, rng, init_std, rows=None):
+        return {"w0": np.zeros(1),
+                "T": factor_table(n_features, n_factors, dtype, rng, init_std, rows)}
 
     @staticmethod
     def init_state(params, solver):

@@ -33,11 +33,11 @@ class DCNCore(FieldTowerCore):
         if self.n_cross < 0:
             raise ValueError(f"n_cross_layers must be >= 0, got {n_cross_layers!r}.")
 
-    def init_params(self, n_features, n_factors, dtype, rng, init_std):
+    def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
         """As torch_ref's DCN: w0 = w = 0, V ~ N(0, init_std), W_l ~ N(0, 2 / (n_in + n_out)),
         b_l = 0, c_l ~ N(0, 2 / (n_0 + 1)), d_l = 0, [o_cross; o_deep] ~ N(0, 2 / (n_0 + n_L +
         1)); batch norm gamma = 1, beta = 0."""
-        params = self._init_table(n_features, n_factors, dtype, rng, init_std)
+        params = self._init_table(n_features, n_factors, dtype, rng, init_std, rows)
         n0 = self.n_fields * n_factors
         sizes = [n0, *self.hidden]
         lay, n_tower = nfm_layout(n0, self.hidden, self.batch_norm)

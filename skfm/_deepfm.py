@@ -38,12 +38,12 @@ class FieldTowerCore(SkeletonCore):
         self.dropout = float(dropout)
         self.batch_norm = bool(batch_norm)
 
-    def _init_table(self, n_features, n_factors, dtype, rng, init_std):
+    def _init_table(self, n_features, n_factors, dtype, rng, init_std, rows=None):
         """FM's w0 and T for these fields (checked against n_features)."""
         if self.fields.shape != (n_features,):
             raise ValueError(f"fields has {self.fields.shape[0]} entries for {n_features} "
                              f"features.")
-        return FMCore.init_params(n_features, n_factors, dtype, rng, init_std)
+        return FMCore.init_params(n_features, n_factors, dtype, rng, init_std, rows)
 
     def _init_tower(self, H, lay, sizes, rng):
         """The tower's weights in H (torch_ref's: W_l ~ N(0, 2 / (n_in + n_out)), b_l = 0;
@@ -65,10 +65,10 @@ class DeepFMCore(FieldTowerCore):
     name = "deepfm"
     title = "DeepFM"
 
-    def init_params(self, n_features, n_factors, dtype, rng, init_std):
+    def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
         """As torch_ref's DeepFM: w0 = w = 0, V ~ N(0, init_std), W_l ~ N(0, 2 / (n_in +
         n_out)), b_l = 0, o ~ N(0, 2 / (n_L + 1)); batch norm gamma = 1, beta = 0."""
-        params = self._init_table(n_features, n_factors, dtype, rng, init_std)
+        params = self._init_table(n_features, n_factors, dtype, rng, init_std, rows)
         sizes = [self.n_fields * n_factors, *self.hidden]
         lay, n_head = nfm_layout(sizes[0], self.hidden, self.batch_norm)
         lay[1:, kmlp.ZOFF] -= sizes[0]  # e is never built: the hidden layers' columns from 0

@@ -28,12 +28,13 @@ class FFMCore(SkeletonCore):
         self.fields = np.ascontiguousarray(fields, dtype=np.int32)
         self.n_fields = int(n_fields)
 
-    def init_params(self, n_features, n_factors, dtype, rng, init_std):
+    def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
         """FM's, with n_fields k factor columns: w0 = w = 0, V ~ N(0, init_std)."""
         if self.fields.shape != (n_features,):
             raise ValueError(f"fields has {self.fields.shape[0]} entries for {n_features} "
                              f"features.")
-        params = FMCore.init_params(n_features, self.n_fields * n_factors, dtype, rng, init_std)
+        params = FMCore.init_params(n_features, self.n_fields * n_factors, dtype, rng,
+                                     init_std, rows)
         params["H"] = np.zeros(0)
         return params
 

@@ -32,14 +32,14 @@ class IFMCore(AFMCore):
         self.tau = float(tau)
         self.field_alpha = float(field_alpha)
 
-    def init_params(self, n_features, n_factors, dtype, rng, init_std):
+    def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
         """As torch_ref's IFM: w0 = w = 0, V ~ N(0, init_std), W, b ~ N(0, 2 / (d + t)),
         h ~ N(0, 1), U, D ~ N(0, 1)."""
         if self.fields.shape != (n_features,):
             raise ValueError(f"fields has {self.fields.shape[0]} entries for {n_features} "
                              f"features.")
         d, t, nf, kf = n_factors, self.attention_factor, self.n_fields, self.n_field_factors
-        T = factor_table(n_features, d, dtype, rng, init_std)
+        T = factor_table(n_features, d, dtype, rng, init_std, rows)
         g = np.sqrt(2.0 / (d + t))
         H = np.empty(kifm.head_size(d, t, nf, kf))
         H[:t * d] = rng.normal(0.0, g, size=t * d)          # W

@@ -60,8 +60,8 @@ class NFMCore(SkeletonCore):
         self.dropout_hidden = float(dropout_hidden)
         self.batch_norm = bool(batch_norm)
 
-    def init_params(self, n_features, n_factors, dtype, rng, init_std):
-        T = factor_table(n_features, n_factors, dtype, rng, init_std)
+    def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
+        T = factor_table(n_features, n_factors, dtype, rng, init_std, rows)
         lay, n_head = nfm_layout(n_factors, self.hidden, self.batch_norm)
         head = np.zeros(n_head)
         sizes = [n_factors] + list(self.hidden)

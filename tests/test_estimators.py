@@ -23,6 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
+import skfm
 from skfm import (AFMRegressor, FMClassifier, FMRegressor, MixFMRegressor, NFMClassifier,
                   SMFMClassifier, SMFMRegressor)
 from skfm._platform import all_estimators, get_estimator
@@ -969,3 +970,26 @@ def test_warm_early_stopping_never_returns_worse_than_its_start(before, held_out
     yv = np.asarray(y)[va]
     assert_allclose(est.best_validation_score_,
                     np.mean(yv * np.log(p) + (1 - yv) * np.log1p(-p)), rtol=1e-7)
+
+
+@pytest.mark.parametrize("Est", ["FMClassifier", "NFMRegressor", "FFMClassifier"])
+def test_factor_rows_of_features_absent_from_the_fit_start_and_stay_at_zero(Est):
+    """fit draws the factor rows of the features in its rows only: on X with empty columns
+    added, those columns' factors are 0 (they cannot predict anything), and every other
+    parameter, and every prediction, is the one of the fit on X alone (a drawn row has the
+    values it has in the full draw)."""
+    X, y = make_fm_classification(600, n_fields=4, field_size=5, random_state=3)
+    n = X.shape[1]
+    wide = sp.hstack([X, sp.csr_matrix((X.shape[0], 3))], format="csr")
+    kw = dict(n_factors=3, max_iter=3, random_state=0, early_stopping=False)
+    Est = getattr(skfm, Est)
+    if Est is skfm.FFMClassifier:
+        fields = np.repeat(np.arange(4), 5)
+        a = Est(fields=fields, **kw).fit(X, y)
+        b = Est(fields=np.concatenate([fields, [3, 3, 3]]), **kw).fit(wide, y)
+    else:
+        a, b = Est(**kw).fit(X, y), Est(**kw).fit(wide, y)
+    Ta, Tb = a._params[0]["T"], b._params[0]["T"]
+    assert np.all(Tb[n:] == 0)
+    np.testing.assert_array_equal(Ta, Tb[:n])
+    np.testing.assert_array_equal(a.predict(X), b.predict(wide))

@@ -20,7 +20,7 @@ from scipy import stats
 from skfm._base import to_csr_data
 from skfm._cores import FMCore
 from skfm._kernels import mixup as kmix
-from skfm._kernels.rng import beta_samples, normal_rows
+from skfm._kernels.rng import beta_samples, normal_rows, normal_rows_at
 from skfm._trainer import Augmenter, first_parents, readonly
 
 LOGISTIC, SQUARED = 0, 1
@@ -113,6 +113,20 @@ def test_normal_rows_counter_based():
         other = np.zeros((10, 9))
         normal_rows(other, 1, seed, stream, 1.0)
         assert not np.any(other[:, 1:] == short[:, 1:])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normal_rows_at_draws_the_listed_rows_as_the_full_draw(dtype):
+    """normal_rows_at(T, rows, ...) gives each listed row the values normal_rows gives it (same
+    seed and stream) and leaves every other cell as it was."""
+    full = np.zeros((500, 9), dtype)
+    normal_rows(full, 1, 11, 0, 0.5)
+    rows = np.array([0, 3, 4, 250, 499], np.int64)
+    part = np.full((500, 9), 7.0, dtype)
+    normal_rows_at(part, rows, 1, 11, 0, 0.5)
+    np.testing.assert_array_equal(part[rows, 1:], full[rows, 1:])
+    others = np.setdiff1d(np.arange(500), rows)
+    assert np.all(part[others] == 7.0) and np.all(part[rows, 0] == 7.0)
 
 
 @pytest.mark.parametrize("a, b", [(0.5, 0.5), (1.0, 1.0), (2.0, 5.0), (0.2, 0.2)])

@@ -107,26 +107,41 @@ def beta_samples(seed, n, a, b):
     return out
 
 
+@njit(cache=True, inline="always", fastmath=False)
+def _normal_row(out, i, col0, seed, stream, std):
+    """``out[i, col0:] = std * N(0, 1)`` from the counter stream ``(seed, stream, i)``
+    (Marsaglia's polar method: a pair per accepted point of the unit disc, no trigonometry;
+    2.6x faster than Box-Muller here)."""
+    m = out.shape[1]
+    s = stream_key(seed, stream, i)
+    j = col0
+    while j < m:
+        s += _GOLDEN
+        u = ((mix64(s) >> np.uint64(11)) + 0.5) * (2.0 / 9007199254740992.0) - 1.0
+        s += _GOLDEN
+        v = ((mix64(s) >> np.uint64(11)) + 0.5) * (2.0 / 9007199254740992.0) - 1.0
+        q = u * u + v * v
+        if q >= 1.0:  # outside the disc (21.5%): draw again from the row's stream
+            continue
+        f = std * math.sqrt(-2.0 * math.log(q) / q)
+        out[i, j] = u * f
+        if j + 1 < m:
+            out[i, j + 1] = v * f
+        j += 2
+
+
 @njit(cache=True, parallel=True, fastmath=False)
 def normal_rows(out, col0, seed, stream, std):
     """``out[i, col0:] = std * N(0, 1)`` draws, row ``i`` from the counter stream ``(seed, stream,
-    i)`` (Marsaglia's polar method: a pair per accepted point of the unit disc, no trigonometry;
-    2.6x faster than Box-Muller here), in parallel over rows: the same table whatever the number
-    of threads, and row ``i``'s values do not depend on how many rows there are."""
-    n, m = out.shape
-    for i in prange(n):
-        s = stream_key(seed, stream, i)
-        j = col0
-        while j < m:
-            s += _GOLDEN
-            u = ((mix64(s) >> np.uint64(11)) + 0.5) * (2.0 / 9007199254740992.0) - 1.0
-            s += _GOLDEN
-            v = ((mix64(s) >> np.uint64(11)) + 0.5) * (2.0 / 9007199254740992.0) - 1.0
-            q = u * u + v * v
-            if q >= 1.0:  # outside the disc (21.5%): draw again from the row's stream
-                continue
-            f = std * math.sqrt(-2.0 * math.log(q) / q)
-            out[i, j] = u * f
-            if j + 1 < m:
-                out[i, j + 1] = v * f
-            j += 2
+    i)``, in parallel over rows: the same table whatever the number of threads, and row ``i``'s
+    values do not depend on how many rows there are."""
+    for i in prange(out.shape[0]):
+        _normal_row(out, i, col0, seed, stream, std)
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def normal_rows_at(out, rows, col0, seed, stream, std):
+    """:func:`normal_rows` for the listed ``rows`` of ``out`` only (the others are left as they
+    are): each gets the very values ``normal_rows`` gives it."""
+    for k in prange(rows.shape[0]):
+        _normal_row(out, rows[k], col0, seed, stream, std)
