@@ -462,12 +462,16 @@ class BaseFactorizationMachine(BaseEstimator):
                 check_random_state(self.random_state).randint(0, 2**31 - 1))
         rng = self._rng
         if first_call:
-            # only the factor rows of the features in the rows of this fit are drawn (in
-            # parallel): the others get no gradient here, and stay 0 until a later fit's rows
-            # have them (with 1e7 features, a fit on 200,000 rows touches 1.5% of the table)
-            seen = np.zeros(self.n_features_in_, dtype=bool)
-            seen[Xc.indices] = True
-            rows = np.flatnonzero(seen)
+            # fit draws (in parallel) only the factor rows of the features in its rows: the
+            # others get no gradient here, and stay 0 until a later fit's rows have them (with
+            # 1e7 features, a fit on 200,000 rows touches 1.5% of the table).  partial_fit (and
+            # DataParallel, which starts from it) draws every row: a stream's later batches
+            # bring features its first one lacks.
+            rows = None
+            if not partial:
+                seen = np.zeros(self.n_features_in_, dtype=bool)
+                seen[Xc.indices] = True
+                rows = np.flatnonzero(seen)
             with numba_threads(self.n_jobs):
                 self._params = [core.init_params(self.n_features_in_, self.n_factors,
                                                  self._dtype, rng, self.init_std, rows)

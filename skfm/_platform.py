@@ -102,14 +102,14 @@ SHARED_PARAMS = (
           "SGD).  The intercept is not penalised."),
     Param("init_std", 0.01, _non_negative(Real), "float",
           {"classifier": "Standard deviation of the normal initialisation of the factors of "
-                         "the features present in the rows of the first fit (the others start "
-                         "at 0, as w does; w0 starts at 0, or at a class's weighted log-odds "
-                         "where the class is rarer than 10% or more frequent than 90% in the "
-                         "training rows).",
+                         "the features present in the rows of the first ``fit`` (the others "
+                         "start at 0, as w does; ``partial_fit`` draws them all).  w0 starts "
+                         "at 0, or at a class's weighted log-odds where the class is rarer "
+                         "than 10% or more frequent than 90% in the training rows.",
            "regressor": "Standard deviation of the normal initialisation of the factors of "
-                        "the features present in the rows of the first fit (the others start "
-                        "at 0, as w does; w0 starts at the weighted mean of the training "
-                        "targets)."}),
+                        "the features present in the rows of the first ``fit`` (the others "
+                        "start at 0, as w does; ``partial_fit`` draws them all).  w0 starts at "
+                        "the weighted mean of the training targets."}),
     Param("shuffle", True, ["boolean"], "bool",
           "Shuffle the rows (originals and augmented) every epoch."),
     Param("random_state", None, ["random_state"], "int, RandomState instance or None",

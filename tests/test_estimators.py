@@ -977,7 +977,7 @@ def test_factor_rows_of_features_absent_from_the_fit_start_and_stay_at_zero(Est)
     """fit draws the factor rows of the features in its rows only: on X with empty columns
     added, those columns' factors are 0 (they cannot predict anything), and every other
     parameter, and every prediction, is the one of the fit on X alone (a drawn row has the
-    values it has in the full draw)."""
+    values it has in the full draw).  partial_fit draws them all."""
     X, y = make_fm_classification(600, n_fields=4, field_size=5, random_state=3)
     n = X.shape[1]
     wide = sp.hstack([X, sp.csr_matrix((X.shape[0], 3))], format="csr")
@@ -993,3 +993,8 @@ def test_factor_rows_of_features_absent_from_the_fit_start_and_stay_at_zero(Est)
     assert np.all(Tb[n:] == 0)
     np.testing.assert_array_equal(Ta, Tb[:n])
     np.testing.assert_array_equal(a.predict(X), b.predict(wide))
+    # partial_fit draws every row (a stream's later batches bring new features)
+    kw = b.get_params()
+    c = Est(**kw)
+    c.partial_fit(wide, y, **({"classes": np.unique(y)} if "Classifier" in Est.__name__ else {}))
+    assert np.all(c._params[0]["T"][n:, 1:] != 0)
