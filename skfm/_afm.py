@@ -41,7 +41,7 @@ class AFMCore(SkeletonCore):
 
     def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
         d, t = n_factors, self.attention_factor
-        T = factor_table(n_features, d, dtype, rng, init_std, rows)
+        T, T_seed = factor_table(n_features, d, dtype, rng, init_std, rows)
         g = np.sqrt(2.0 / (d + t))
         H = np.empty(kafm.head_size(d, t))
         H[:t * d] = rng.normal(0.0, g, size=t * d)          # W
@@ -49,7 +49,7 @@ class AFMCore(SkeletonCore):
         H[t * d + t:t * d + 2 * t] = rng.normal(0.0, 1.0, size=t)  # h
         H[t * d + 2 * t:] = 1.0                             # p
         seed = np.array([rng.integers(0, 2**63 - 1)], np.int64)
-        return {"w0": np.zeros(1), "T": T, "H": H, "seed": seed}
+        return {"w0": np.zeros(1), "T": T, "T_seed": T_seed, "H": H, "seed": seed}
 
     def spec(self, params, epoch=0, train=True):
         """The kernels' AFMSpec; ``train``: dropout on the pooled vector (else none)."""

@@ -18,6 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted,
                                       column_or_1d, validate_data)
 
+from ._cores import draw_missing_rows
 from ._kernels import csr as kcsr
 from ._kernels.losses import LOGISTIC, SQUARED
 from ._trainer import (CSRData, TrainingDivergedError, Validation, fit_epochs, kernel_lock,
@@ -462,16 +463,11 @@ class BaseFactorizationMachine(BaseEstimator):
                 check_random_state(self.random_state).randint(0, 2**31 - 1))
         rng = self._rng
         if first_call:
-            # fit draws (in parallel) only the factor rows of the features in its rows: the
-            # others get no gradient here, and stay 0 until a later fit's rows have them (with
-            # 1e7 features, a fit on 200,000 rows touches 1.5% of the table).  partial_fit (and
-            # DataParallel, which starts from it) draws every row: a stream's later batches
-            # bring features its first one lacks.
-            rows = None
-            if not partial:
-                seen = np.zeros(self.n_features_in_, dtype=bool)
-                seen[Xc.indices] = True
-                rows = np.flatnonzero(seen)
+            # fit draws (in parallel) only the factor rows of the features in its rows (with
+            # 1e7 features, a fit on 200,000 rows touches 1.5% of the table): the others get
+            # no gradient here, and a continued fit whose rows have them draws them below.
+            # partial_fit (and DataParallel, which starts from it) draws every row.
+            rows = None if partial else _features_in(Xc)
             with numba_threads(self.n_jobs):
                 self._params = [core.init_params(self.n_features_in_, self.n_factors,
                                                  self._dtype, rng, self.init_std, rows)
@@ -481,6 +477,10 @@ class BaseFactorizationMachine(BaseEstimator):
             self._params = [_writeable(p) for p in self._params]
             if hasattr(self, "_states"):
                 self._states = [_writeable(s) for s in self._states]
+            rows = _features_in(Xc)
+            with numba_threads(self.n_jobs):  # factor rows the first fit did not draw
+                for p in self._params:
+                    draw_missing_rows(p, rows, self.init_std)
         if getattr(self, "_states_solver", None) != self.solver:
             self._states = [core.init_state(p, self.solver) for p in self._params]
         self._states_solver = self.solver
@@ -726,6 +726,13 @@ def _writeable(arrays):
     trainer updates them in place."""
     return {k: np.array(v) if isinstance(v, np.ndarray) and not v.flags.writeable else v
             for k, v in arrays.items()}
+
+
+def _features_in(X):
+    """The sorted indices (int64) of the features with an entry in the rows of ``X`` (CSRData)."""
+    seen = np.zeros(X.n_features, dtype=bool)
+    seen[X.indices] = True
+    return np.flatnonzero(seen)
 
 
 def _validation_rows(n, fraction):

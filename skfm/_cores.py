@@ -37,16 +37,32 @@ def factor_table(n_features, n_factors, dtype, rng, init_std, rows=None):
     per feature: ``w = 0`` and ``V ~ N(0, init_std**2)``, drawn in parallel from one seed of
     ``rng`` by the counter-based generator (``skfm._kernels.rng.normal_rows``), so the table is
     the same on any number of threads (run it under ``numba_threads(n_jobs)``).  ``rows`` (sorted
-    int64 feature indices, or None for all): draw only these rows' ``V``, the others stay 0;
-    a drawn row has the values it has in the full draw."""
+    int64 feature indices, or None for all): draw only these rows' ``V``, the others stay 0
+    until :func:`draw_missing_rows` draws them; a drawn row has the values it has in the full
+    draw.  Returns ``(T, seed)``, ``seed`` an int64 array of one (the params' ``"T_seed"``)."""
     T = np.zeros((n_features, 1 + n_factors), dtype=dtype)
+    seed = -1  # nothing drawn (and no number taken from rng)
     if n_factors and init_std > 0:
         seed = int(rng.integers(0, 2**63 - 1))
         if rows is None:
             normal_rows(T, 1, seed, 0, float(init_std))
         else:
             normal_rows_at(T, rows, 1, seed, 0, float(init_std))
-    return T
+    return T, np.array([seed], np.int64)
+
+
+def draw_missing_rows(params, rows, init_std):
+    """Draw, with the values of the full draw, the factor rows among ``rows`` (features of the
+    rows a continued fit trains on) that the first fit left at 0: without it, a feature that
+    appears only beside other such features would never get a gradient (V = 0 is a saddle of
+    every pair term).  A row counts as undrawn when its factors are all exactly 0.  Models
+    pickled before ``T_seed`` existed drew every row, and are left as they are."""
+    T, seed = params["T"], params.get("T_seed")
+    if seed is None or seed[0] < 0 or T.shape[1] <= 1 or init_std <= 0 or len(rows) == 0:
+        return
+    missing = rows[~T[rows, 1:].any(axis=1)]
+    if len(missing):
+        normal_rows_at(T, missing, 1, int(seed[0]), 0, float(init_std))
 
 
 class FMCore:
@@ -56,8 +72,8 @@ class FMCore:
 
     @staticmethod
     def init_params(n_features, n_factors, dtype, rng, init_std, rows=None):
-        return {"w0": np.zeros(1),
-                "T": factor_table(n_features, n_factors, dtype, rng, init_std, rows)}
+        T, seed = factor_table(n_features, n_factors, dtype, rng, init_std, rows)
+        return {"w0": np.zeros(1), "T": T, "T_seed": seed}
 
     @staticmethod
     def init_state(params, solver):

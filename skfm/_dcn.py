@@ -167,13 +167,13 @@ DCN = Model(
     field_aware=True,
     related=("DeepFM", "NFM"),
     notes="""
-        w0 and w start at 0, V as FM's, the tower's weights as N(0, 2 / (n_in + n_out)) and its
-        biases at 0, the cross weights c_l as N(0, 2 / (n_0 + 1)) and the cross biases d_l at 0,
-        the output weights o as N(0, 2 / (n_0 + n_L + 1)) (``n_0 = n_fields_ * n_factors``), as
-        torch_ref's DCN.  The tower and the cross network are updated densely every step by
-        the same solver; ``alpha`` penalises only the embedding rows ``(w_j, v_j)`` of the
-        features in a minibatch (lazily, as in FM).  A row with no nonzero in a field has a
-        zero block there.  ``augmentation="saliency"`` is DCN with the SMFM paper's
+        w0, w and V start as FM's (``init_std``), the tower's weights as N(0, 2 / (n_in +
+        n_out)) and its biases at 0, the cross weights c_l as N(0, 2 / (n_0 + 1)) and the cross
+        biases d_l at 0, the output weights o as N(0, 2 / (n_0 + n_L + 1)) (``n_0 = n_fields_ *
+        n_factors``), as torch_ref's DCN.  The tower and the cross network are updated densely
+        every step by the same solver; ``alpha`` penalises only the embedding rows ``(w_j,
+        v_j)`` of the features in a minibatch (lazily, as in FM).  A row with no nonzero in a
+        field has a zero block there.  ``augmentation="saliency"`` is DCN with the SMFM paper's
         saliency-guided Mixup (its Table 2's SMDCN).
     """,
     references="""

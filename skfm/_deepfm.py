@@ -168,12 +168,12 @@ DEEPFM = Model(
     field_aware=True,
     related=("FM", "NFM"),
     notes="""
-        w0 and w start at 0, V as FM's, the tower's weights as N(0, 2 / (n_in + n_out)) and its
-        biases at 0, o as N(0, 2 / (n_L + 1)).  The tower is updated densely every step by the
-        same solver; ``alpha`` penalises only the embedding rows ``(w_j, v_j)`` of the features
-        in a minibatch (lazily, as in FM).  A row with no nonzero in a field has a zero block
-        there.  ``augmentation="saliency"`` is DeepFM with the SMFM paper's saliency-guided
-        Mixup.
+        w0, w and V start as FM's (``init_std``), the tower's weights as N(0, 2 / (n_in +
+        n_out)) and its biases at 0, o as N(0, 2 / (n_L + 1)).  The tower is updated densely
+        every step by the same solver; ``alpha`` penalises only the embedding rows ``(w_j,
+        v_j)`` of the features in a minibatch (lazily, as in FM).  A row with no nonzero in a
+        field has a zero block there.  ``augmentation="saliency"`` is DeepFM with the SMFM
+        paper's saliency-guided Mixup.
     """,
     references="""
         H. Guo, R. Tang, Y. Ye, Z. Li and X. He. DeepFM: A Factorization-Machine based Neural

@@ -127,7 +127,7 @@ FFM = Model(
     field_aware=True,
     related=("FM", "DeepFM"),
     notes="""
-        w0 and w start at 0, V as FM's (N(0, ``init_std``)).  ``alpha``
+        w0, w and V start as FM's (``init_std``).  ``alpha``
         penalises the rows ``(w_j, v_{j,.})`` of the features in a minibatch (lazily, as in
         FM).  A row with no nonzero in a field has no pair with it; two nonzeros of one field
         interact through their vectors towards that field.  ``augmentation="saliency"`` is

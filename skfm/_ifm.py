@@ -39,7 +39,7 @@ class IFMCore(AFMCore):
             raise ValueError(f"fields has {self.fields.shape[0]} entries for {n_features} "
                              f"features.")
         d, t, nf, kf = n_factors, self.attention_factor, self.n_fields, self.n_field_factors
-        T = factor_table(n_features, d, dtype, rng, init_std, rows)
+        T, T_seed = factor_table(n_features, d, dtype, rng, init_std, rows)
         g = np.sqrt(2.0 / (d + t))
         H = np.empty(kifm.head_size(d, t, nf, kf))
         H[:t * d] = rng.normal(0.0, g, size=t * d)          # W
@@ -47,7 +47,7 @@ class IFMCore(AFMCore):
         H[t * d + t:t * d + 2 * t] = rng.normal(0.0, 1.0, size=t)  # h
         H[t * d + 2 * t:] = rng.normal(0.0, 1.0, size=nf * kf + kf * d)  # U, D
         seed = np.array([rng.integers(0, 2**63 - 1)], np.int64)
-        return {"w0": np.zeros(1), "T": T, "H": H, "seed": seed}
+        return {"w0": np.zeros(1), "T": T, "T_seed": T_seed, "H": H, "seed": seed}
 
     @staticmethod
     def _d(params):
@@ -187,7 +187,7 @@ IFM = Model(
     field_aware=True,
     related=("AFM", "FFM"),
     notes="""
-        w0 and w start at 0, V as FM's (N(0, ``init_std``)), W and b at N(0, 2 / (d + t)),
+        w0, w and V start as FM's (``init_std``), W and b at N(0, 2 / (d + t)),
         h, U and D at N(0, 1) (the authors' code).  T sums to 1 over a row's pairs, as the
         paper's Eq. 5 defines it (at uniform attention the pair term is the mean, not the
         sum, over the pairs); tau divides the attention logit, as Eq. 5 writes it.

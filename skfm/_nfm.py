@@ -61,7 +61,7 @@ class NFMCore(SkeletonCore):
         self.batch_norm = bool(batch_norm)
 
     def init_params(self, n_features, n_factors, dtype, rng, init_std, rows=None):
-        T = factor_table(n_features, n_factors, dtype, rng, init_std, rows)
+        T, T_seed = factor_table(n_features, n_factors, dtype, rng, init_std, rows)
         lay, n_head = nfm_layout(n_factors, self.hidden, self.batch_norm)
         head = np.zeros(n_head)
         sizes = [n_factors] + list(self.hidden)
@@ -77,7 +77,7 @@ class NFMCore(SkeletonCore):
         else:
             head[n_head - nL:] = 1.0  # NFM-0 starts as FM
         width = int(lay[-1, kmlp.ZOFF] + lay[-1, kmlp.SIZE])
-        return {"w0": np.zeros(1), "T": T, "head": head, "layout": lay,
+        return {"w0": np.zeros(1), "T": T, "T_seed": T_seed, "head": head, "layout": lay,
                 "bn_mean": np.zeros(width), "bn_var": np.ones(width),
                 "seed": np.array([rng.integers(0, 2**62)], np.int64)}
 

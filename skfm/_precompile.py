@@ -19,7 +19,8 @@ __all__ = ["precompile"]
 DTYPES = (np.float32, np.float64)
 
 #: the model whose tasks start first: they compile the kernels every model shares (input checks,
-#: Mixup, random numbers), which the tasks that follow load from the cache
+#: Mixup, random numbers), which the tasks that start after them load from the cache (with
+#: more workers than dtypes, other models start beside them and compile those kernels too)
 FIRST = "FM"
 
 #: seconds one task took to compile, two at a time on a 2-core AMD EPYC; after FIRST the tasks
@@ -31,16 +32,18 @@ def precompile(estimators=None, *, dtypes=DTYPES, n_jobs=-1, verbose=False):
     """Compile and cache the Numba kernels of ``estimators`` in worker processes.
 
     Each (model, dtype) pair is one task: a small fit of the model's classifier with saliency
-    Mixup, early stopping and sample weights, then every prediction and explanation method it
-    has, which compiles (or loads from the on-disk cache) the kernels a fit and a prediction of
-    that model use, whatever the task and the augmentation.  Models share few kernels, so the
-    tasks run in parallel with little repeated work; the classifier and regressor of one model,
-    and its Mixup presets, compile the same kernels.
+    Mixup, early stopping and sample weights, a ``partial_fit`` with Mixup, then every
+    prediction and explanation method it has, which compiles (or loads from the on-disk cache)
+    the kernels a fit and a prediction of that model use, whatever the task and the
+    augmentation.  Models share few kernels, so the tasks run in parallel with little repeated
+    work; the classifier and regressor of one model, and its Mixup presets, compile the same
+    kernels.
 
     Parameters
     ----------
     estimators : list of estimator classes or instances, default=None
-        The estimators whose kernels to compile; ``None`` means every estimator of skfm.
+        The estimators whose kernels to compile; ``None`` means every estimator of skfm.  Only
+        the model counts: an instance's parameters are not used.
     dtypes : tuple of numpy dtypes, default=(numpy.float32, numpy.float64)
         The input dtypes to compile for: each estimator keeps float32 input as float32 and
         converts any other to float64, and each dtype is a separate compilation.
@@ -48,7 +51,7 @@ def precompile(estimators=None, *, dtypes=DTYPES, n_jobs=-1, verbose=False):
         Worker processes (joblib's convention: -1 uses every core, None one).  Each worker
         compiles on one core; the caches the workers write are what later fits load.
     verbose : bool, default=False
-        Print each task's model, dtype and seconds as it ends.
+        Print each task's model, dtype and seconds (in task order, as the tasks end).
 
     Returns
     -------
@@ -70,13 +73,17 @@ def precompile(estimators=None, *, dtypes=DTYPES, n_jobs=-1, verbose=False):
         if model is None:
             raise TypeError(f"{cls.__name__} is not an skfm estimator")
         models.setdefault(model.name, cls)  # one class per model: they share the kernels
+    if isinstance(dtypes, (type, np.dtype, str)):
+        dtypes = (dtypes,)
     dtypes = [np.dtype(d) for d in dtypes]
     if not dtypes or any(d not in (np.float32, np.float64) for d in dtypes):
         raise ValueError(f"dtypes must name float32 and/or float64 (the estimators convert any "
                          f"other input to float64); got {dtypes}")
     order = sorted(models, key=lambda name: (name != FIRST, -COST.get(name, 50)))
     tasks = [(models[name], dtype) for name in order for dtype in dtypes]
-    results = Parallel(n_jobs=min(len(tasks), effective_n_jobs(n_jobs)))(
+    if not tasks:
+        return {}
+    results = Parallel(n_jobs=min(len(tasks), effective_n_jobs(n_jobs)), return_as="generator")(
         delayed(_compile_one)(cls, dtype) for cls, dtype in tasks)
     seconds = {}
     for (cls, dtype), sec in zip(tasks, results):
@@ -91,6 +98,7 @@ def _compile_one(cls, dtype):
     ``dtype`` and call what a fitted model offers."""
     import warnings
 
+    from sklearn.base import ClassifierMixin
     from sklearn.exceptions import ConvergenceWarning
 
     from ._platform import get_estimator
@@ -106,10 +114,15 @@ def _compile_one(cls, dtype):
     X = X.astype(dtype)
     params = dict(model.fast, max_iter=2, batch_size=32, augmentation="saliency",
                   early_stopping=True, random_state=0)
+    classifier = issubclass(est_cls, ClassifierMixin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # partial_fit draws the whole factor table (fit only its features' rows); mix Mixup
+        # draws its own candidates
+        est_cls(**dict(params, augmentation="mix", early_stopping=False, max_iter=1)).partial_fit(
+            X, y, **({"classes": np.unique(y)} if classifier else {}))
         est = est_cls(**params).fit(X, y, sample_weight=np.ones(len(y)))
-        est.predict_proba(X[:20])
+        (est.predict_proba if classifier else est.predict)(X[:20])
         est.saliency(X[:20], y[:20])
         for name in ("attention_scores", "interaction_scores"):
             if hasattr(est, name):

@@ -14,7 +14,10 @@ PRECOMPILE_FROM = 1000
 
 def pytest_collection_finish(session):
     wanted = os.environ.get("SKFM_PRECOMPILE", "")
-    if wanted == "0" or (wanted != "1" and len(session.items) < PRECOMPILE_FROM):
+    if wanted not in ("", "0", "1"):
+        raise ValueError(f"SKFM_PRECOMPILE must be 0 or 1; got {wanted!r}")
+    if session.config.option.collectonly or wanted == "0" or (
+            wanted != "1" and len(session.items) < PRECOMPILE_FROM):
         return
     from skfm import precompile
 

@@ -65,12 +65,14 @@ def test_mix_averages_rows_over_the_shards_that_hold_them():
     for k in range(3):
         prm = {"w0": est._params[0]["w0"] + rng.normal(size=1),
                "T": est._params[0]["T"] + np.where(counts[k][:, None] > 0,
-                                                   rng.normal(size=(F, 4)), 0.0)}
+                                                   rng.normal(size=(F, 4)), 0.0),
+               "T_seed": est._params[0]["T_seed"]}  # integers: the same in every shard
         st = {"w0": rng.random((2, 1)), "T": rng.random((2, F, 4)), "t": 10 + k}
         results.append({"params": [prm], "states": [st]})
     _mix(model, results, n_rows, counts)
     T = _naive_mix(est._params[0]["T"], [r["params"][0]["T"] for r in results], counts)
     np.testing.assert_allclose(model._params[0]["T"], T, rtol=1e-12)
+    np.testing.assert_array_equal(model._params[0]["T_seed"], est._params[0]["T_seed"])
     np.testing.assert_array_equal(model._params[0]["T"][:5], est._params[0]["T"][:5])
     w = n_rows / n_rows.sum()
     np.testing.assert_allclose(model._params[0]["w0"],

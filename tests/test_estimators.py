@@ -973,11 +973,12 @@ def test_warm_early_stopping_never_returns_worse_than_its_start(before, held_out
 
 
 @pytest.mark.parametrize("Est", ["FMClassifier", "NFMRegressor", "FFMClassifier"])
-def test_factor_rows_of_features_absent_from_the_fit_start_and_stay_at_zero(Est):
+def test_factor_rows_are_drawn_for_the_features_of_the_rows_trained_on(Est):
     """fit draws the factor rows of the features in its rows only: on X with empty columns
     added, those columns' factors are 0 (they cannot predict anything), and every other
     parameter, and every prediction, is the one of the fit on X alone (a drawn row has the
-    values it has in the full draw).  partial_fit draws them all."""
+    values it has in the full draw).  partial_fit draws them all; a continued fit draws those
+    of its rows' features that are still undrawn."""
     X, y = make_fm_classification(600, n_fields=4, field_size=5, random_state=3)
     n = X.shape[1]
     wide = sp.hstack([X, sp.csr_matrix((X.shape[0], 3))], format="csr")
@@ -994,7 +995,25 @@ def test_factor_rows_of_features_absent_from_the_fit_start_and_stay_at_zero(Est)
     np.testing.assert_array_equal(Ta, Tb[:n])
     np.testing.assert_array_equal(a.predict(X), b.predict(wide))
     # partial_fit draws every row (a stream's later batches bring new features)
-    kw = b.get_params()
-    c = Est(**kw)
-    c.partial_fit(wide, y, **({"classes": np.unique(y)} if "Classifier" in Est.__name__ else {}))
+    classes = {"classes": np.unique(y)} if "Classifier" in Est.__name__ else {}
+    c = Est(**b.get_params())
+    c.partial_fit(wide, y, **classes)
     assert np.all(c._params[0]["T"][n:, 1:] != 0)
+    # a continued fit (warm_start, partial_fit) on rows that have the new columns draws their
+    # factor rows with the values of the full draw (steps of 1e-12 leave them as drawn; the
+    # full draw: partial_fit's, same random_state); rows of the table no row has stay 0
+    new = sp.csr_matrix((np.ones(2 * X.shape[0]),
+                         np.tile([n, n + 1], X.shape[0]).astype(np.int32),
+                         np.arange(0, 2 * X.shape[0] + 1, 2)), shape=wide.shape)
+    frozen = dict(b.get_params(), learning_rate_init=1e-12)
+    full = Est(**frozen).partial_fit(wide, y, **classes)._params[0]["T"]
+    for how in ("warm_start", "partial_fit"):
+        d = Est(**frozen).fit(wide, y)
+        assert np.all(d._params[0]["T"][n:, 1:] == 0)
+        if how == "warm_start":
+            d.set_params(warm_start=True, max_iter=1).fit(new, y)
+        else:
+            d.partial_fit(new, y)
+        T = d._params[0]["T"]
+        np.testing.assert_allclose(T[n:n + 2, 1:], full[n:n + 2, 1:], rtol=1e-6)
+        assert np.all(T[n + 2:, 1:] == 0)

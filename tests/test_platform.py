@@ -179,3 +179,13 @@ def test_precompile_rejects_what_it_cannot_compile():
         precompile([FMClassifier], dtypes=[np.int64])
     with pytest.raises(ValueError, match="dtypes must name float32"):
         precompile([FMClassifier], dtypes=[])
+    assert precompile([]) == {}
+
+
+def test_precompile_compiles_a_model_and_an_unregistered_regressor():
+    """One task per (model, dtype), keyed by model name and dtype name; a model outside the
+    registry compiles through its own class, a regressor through predict."""
+    from skfm import FMRegressor, precompile
+    seconds = precompile([FMRegressor(), FieldFMRegressor], dtypes=np.float64, n_jobs=1)
+    assert set(seconds) == {("FM", "float64"), ("FieldFM", "float64")}
+    assert all(s > 0 for s in seconds.values())
